@@ -1,0 +1,152 @@
+"""The shot graph (what the story is) and the render graph (what must run), on networkx.
+
+This is the only module that imports networkx.
+
+Shot graph nodes are ``shot:ID`` and ``keyframe:ID:K``; its edges have a ``kind``:
+
+* ``next``: shot to the following shot, with the transition between them;
+* ``anchors``: keyframe to the shot it pins down;
+* ``continuity``: an earlier shot to a later one that shows the same character (the later shot should look the same).
+
+Render graph nodes are task ids (``keyframe:ID:K``, ``chunk:ID:I``, ``interpolate:ID``, ``stitch``), each holding
+its `Task`; an edge runs from a task to a task that needs its output.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import networkx as nx
+
+from longvid.storyboard import CHARACTER_REF, StoryboardSpec
+
+
+def build_shot_graph(spec: StoryboardSpec) -> nx.MultiDiGraph:
+    """The storyboard as a graph of shots, keyframes, transitions and character continuity."""
+    graph = nx.MultiDiGraph(title=spec.title, fps=spec.fps, width=spec.width, height=spec.height, seed=spec.seed)
+    last_seen: dict[str, str] = {}
+    for shot, span in zip(spec.shots, spec.timings(), strict=True):
+        node = f"shot:{shot.shot_id}"
+        graph.add_node(
+            node,
+            type="shot",
+            prompt=spec.expand(shot.prompt),
+            duration=shot.duration,
+            frames=[span.start, span.end],
+            camera=shot.camera,
+            seed=spec.shot_seed(shot),
+        )
+        for k, kf in enumerate(shot.keyframes):
+            kf_node = f"keyframe:{shot.shot_id}:{k}"
+            graph.add_node(kf_node, type="keyframe", at=kf.at, prompt=spec.expand(kf.prompt or shot.prompt), image=kf.image)
+            graph.add_edge(kf_node, node, key="anchors", kind="anchors")
+        for name in sorted(set(CHARACTER_REF.findall(shot.prompt))):
+            if name in last_seen:
+                graph.add_edge(last_seen[name], node, key=f"continuity:{name}", kind="continuity", character=name)
+            last_seen[name] = node
+    for before, after in zip(spec.shots, spec.shots[1:], strict=False):
+        transition = before.transition.model_dump(exclude_none=True)
+        graph.add_edge(f"shot:{before.shot_id}", f"shot:{after.shot_id}", key="next", kind="next", transition=transition)
+    return graph
+
+
+@dataclass(frozen=True)
+class Task:
+    """One unit of work in the render graph: everything a stage needs to run it, as data.
+
+    Args:
+        id: unique, e.g. ``chunk:climb:2``.
+        kind: ``keyframe``, ``chunk``, ``interpolate`` or ``stitch``.
+        stage: the stage that runs it, e.g. ``preview.chunk``.
+        shot: the shot it belongs to (None for the stitch).
+        index: its position among the shot's tasks of its kind.
+        seed: from the seeding rule (None where nothing random is drawn).
+        window: ``[start, end)`` frames it covers; see `frame_space`.
+        frame_space: ``output`` (the timeline), ``shot-output`` (the shot's rendered frames at the output rate) or
+            ``shot-base`` (the shot's rendered frames at the base rate).
+        model: the model id it loads, if any.
+        params: canonical, JSON-serialisable parameters; they and the inputs' keys make the cache key.
+        deps: ids of the tasks whose outputs it reads.
+    """
+
+    id: str
+    kind: str
+    stage: str
+    shot: str | None
+    index: int
+    seed: int | None
+    window: tuple[int, int]
+    frame_space: str
+    model: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    deps: tuple[str, ...] = ()
+
+
+class RenderGraph:
+    """Tasks and their dependencies; iteration is in a stable topological order."""
+
+    def __init__(self, tasks: list[Task]):
+        self.graph = nx.DiGraph()
+        for task in tasks:
+            self.graph.add_node(task.id, task=task)
+        for task in tasks:
+            for dep in task.deps:
+                if dep not in self.graph:
+                    raise ValueError(f"task {task.id!r} depends on unknown task {dep!r}")
+                self.graph.add_edge(dep, task.id)
+        if not nx.is_directed_acyclic_graph(self.graph):
+            raise ValueError(f"render graph has a cycle: {nx.find_cycle(self.graph)}")
+        self._order = list(nx.lexicographical_topological_sort(self.graph, key=self._sort_key))
+
+    def _sort_key(self, node: str) -> tuple:
+        task = self[node]
+        kinds = ("keyframe", "chunk", "interpolate", "stitch")
+        return (kinds.index(task.kind), task.window[0] if task.frame_space == "output" else 0, node)
+
+    def __getitem__(self, task_id: str) -> Task:
+        return self.graph.nodes[task_id]["task"]
+
+    def __iter__(self) -> Iterator[Task]:
+        return (self[node] for node in self._order)
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def of_kind(self, kind: str) -> list[Task]:
+        return [task for task in self if task.kind == kind]
+
+    def dependents(self, task_id: str) -> list[str]:
+        return sorted(self.graph.successors(task_id))
+
+    def to_json(self) -> str:
+        tasks = [asdict(task) | {"window": list(task.window), "deps": list(task.deps)} for task in self]
+        return json.dumps({"tasks": tasks}, indent=2)
+
+
+def shot_graph_json(graph: nx.MultiDiGraph) -> str:
+    return json.dumps(nx.node_link_data(graph, edges="edges"), indent=2, default=str)
+
+
+def to_dot(graph: nx.DiGraph | nx.MultiDiGraph, name: str = "longvid") -> str:
+    """Graphviz DOT text (written here: networkx's own writer needs pydot or pygraphviz)."""
+
+    def quote(value: Any) -> str:
+        return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    def label(node: str, attrs: dict) -> str:
+        task = attrs.get("task")
+        if task is not None:
+            return f"{node} ({task.stage}, frames {task.window[0]}-{task.window[1]})"
+        return node
+
+    lines = [f"digraph {quote(name)} {{", "  rankdir=LR;", "  node [shape=box, fontname=Helvetica];"]
+    for node, attrs in graph.nodes(data=True):
+        lines.append(f"  {quote(node)} [label={quote(label(node, attrs))}];")
+    for u, v, attrs in graph.edges(data=True):
+        kind = attrs.get("kind")
+        lines.append(f"  {quote(u)} -> {quote(v)}" + (f" [label={quote(kind)}];" if kind else ";"))
+    lines.append("}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,102 @@
+"""A streaming MP4 writer on the ffmpeg that imageio-ffmpeg ships: H.264, yuv420p, +faststart.
+
+Frames go to ffmpeg as they arrive. The file is written under a temporary name beside the target and renamed
+only when complete, so the output path never holds half a video.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+
+
+class Mp4Writer:
+    """Context manager: ``with Mp4Writer(path, w, h, fps) as out: out.write(frame)``.
+
+    Args:
+        path: the final .mp4 path.
+        width, height: frame size; multiples of 16.
+        fps: frames per second (fractional rates are kept exact).
+        crf: x264 constant rate factor, 0 (lossless) to 51; 18 is visually lossless.
+        preset: x264 speed preset.
+    """
+
+    def __init__(self, path: str | Path, width: int, height: int, fps: float, *, crf: int = 18, preset: str = "medium"):
+        if not 0 <= crf <= 51:
+            raise ValueError(f"`crf` ({crf}) must be between 0 and 51")
+        if preset not in PRESETS:
+            raise ValueError(f"`preset` ({preset!r}) must be one of {', '.join(PRESETS)}")
+        self.path = Path(path)
+        self.size = (width, height)
+        self.fps = Fraction(fps).limit_denominator(1001)
+        self.crf, self.preset = crf, preset
+        self.frames = 0
+        self._tmp: Path | None = None
+        self._gen = None
+
+    def __enter__(self) -> Mp4Writer:
+        import imageio_ffmpeg
+
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=".partial.mp4", dir=self.path.parent)
+        os.close(fd)
+        self._tmp = Path(tmp)
+        self._gen = imageio_ffmpeg.write_frames(
+            str(self._tmp),
+            self.size,
+            fps=self.fps,
+            codec="libx264",
+            pix_fmt_in="rgb24",
+            pix_fmt_out="yuv420p",
+            quality=None,
+            macro_block_size=16,
+            ffmpeg_log_level="error",
+            output_params=["-crf", str(self.crf), "-preset", self.preset, "-movflags", "+faststart", "-f", "mp4"],
+        )
+        self._gen.send(None)
+        return self
+
+    def write(self, frame: np.ndarray) -> None:
+        if frame.shape != (self.size[1], self.size[0], 3) or frame.dtype != np.uint8:
+            raise ValueError(f"frame {self.frames} is {frame.shape} {frame.dtype}, expected "
+                             f"({self.size[1]}, {self.size[0]}, 3) uint8")
+        self._gen.send(np.ascontiguousarray(frame))
+        self.frames += 1
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            self._gen.close()
+        except BaseException:
+            self._tmp.unlink(missing_ok=True)
+            raise
+        if exc_type is not None:
+            self._tmp.unlink(missing_ok=True)
+            return
+        publish(self._tmp, self.path)
+
+
+def publish(tmp: Path, final: Path) -> None:
+    """Atomic publish: fsync the finished temporary file, then rename it over `final`."""
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, final)
+
+
+def write_atomic(path: str | Path, data: str) -> None:
+    """Write text to `path` through a temporary file and a rename."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

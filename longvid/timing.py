@@ -1,0 +1,279 @@
+"""Seconds and frames: cut points, crossfade handles, chunk windows, legal frame counts, frame-rate ratios.
+
+The rules (ARCHITECTURE.md, "Time"):
+
+* A cut falls at ``round(t * fps)`` of cumulative shot time, so the output has exactly
+  ``round(total_duration * fps)`` frames. Rounding is half-up, the same on every platform.
+* A crossfade of ``d`` seconds is centred on its cut: ``L = round(d * fps)`` output frames, ``L // 2`` before the
+  cut and the rest after. The outgoing shot is rendered ``L - L // 2`` frames past its end (its *tail* handle), the
+  incoming one ``L // 2`` frames before its start (its *head* handle), so the total duration never changes.
+* A shot is generated at the base rate ``fps / factor`` in chunks of a legal length that overlap by a fixed number
+  of frames; the chunk after the last full one is shortened to the smallest legal length that reaches the end.
+
+Pure Python: no numpy, no I/O, so the planner and the validator can use it on any machine.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+
+def seconds_to_frames(seconds: float, fps: float) -> int:
+    """``round(seconds * fps)``, half-up; the epsilon absorbs float error such as ``0.1 * 3 * 10 = 2.9999``."""
+    return math.floor(seconds * fps + 0.5 + 1e-9)
+
+
+def frames_to_timecode(frame: int, fps: float) -> str:
+    """``HH:MM:SS:FF`` for display (frames counted at the nearest integer rate)."""
+    rate = max(1, round(fps))
+    ff = frame % rate
+    s = frame // rate
+    return f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}:{ff:02d}"
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Legal frame counts
+
+
+@dataclass(frozen=True)
+class FrameRule:
+    """The frame counts a video model can generate: ``step * k + offset`` (k >= 0), or a fixed set.
+
+    Examples: Wan ``4k+1``, CogVideoX and LTX ``8k+1``, SVD ``14,25``, AnimateDiff ``16``, anything ``any``.
+    """
+
+    step: int = 1
+    offset: int = 0
+    fixed: tuple[int, ...] = ()
+
+    @classmethod
+    def parse(cls, text: str) -> FrameRule:
+        """Parse ``"4k+1"``, ``"8k+1"``, ``"14,25"``, ``"16"`` or ``"any"``."""
+        text = text.replace(" ", "").lower()
+        if text == "any":
+            return cls()
+        match = re.fullmatch(r"(\d+)k(?:\+(\d+))?", text)
+        if match:
+            return cls(step=int(match[1]), offset=int(match[2] or 0))
+        if re.fullmatch(r"\d+(,\d+)*", text):
+            return cls(fixed=tuple(sorted({int(n) for n in text.split(",")})))
+        raise ValueError(f"frame rule {text!r} is not of the form '4k+1', '14,25' or 'any'")
+
+    def __str__(self) -> str:
+        if self.fixed:
+            return ",".join(map(str, self.fixed))
+        if self.step == 1:
+            return "any"
+        return f"{self.step}k+{self.offset}" if self.offset else f"{self.step}k"
+
+    def is_legal(self, n: int) -> bool:
+        if self.fixed:
+            return n in self.fixed
+        return n >= max(1, self.offset) and (n - self.offset) % self.step == 0
+
+    def at_least(self, n: int) -> int:
+        """The smallest legal count >= n; for a fixed set, the largest one when n exceeds them all."""
+        if self.fixed:
+            return next((f for f in self.fixed if f >= n), self.fixed[-1])
+        n = max(n, 1, self.offset)
+        return n + (-(n - self.offset)) % self.step
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Shots on the output timeline
+
+
+@dataclass(frozen=True)
+class ShotTiming:
+    """Where one shot sits on the output timeline, in output frames.
+
+    Args:
+        index: the shot's position in the storyboard.
+        start: its first frame (the cut point before it).
+        end: one past its last frame (the cut point after it).
+        head: handle frames rendered before `start` for a crossfade in.
+        tail: handle frames rendered after `end` for a crossfade out.
+    """
+
+    index: int
+    start: int
+    end: int
+    head: int = 0
+    tail: int = 0
+
+    @property
+    def frames(self) -> int:
+        return self.end - self.start
+
+    @property
+    def render_start(self) -> int:
+        return self.start - self.head
+
+    @property
+    def render_end(self) -> int:
+        return self.end + self.tail
+
+    @property
+    def rendered(self) -> int:
+        """How many output frames the shot renders, handles included."""
+        return self.render_end - self.render_start
+
+
+def crossfade_split(seconds: float, fps: float) -> tuple[int, int]:
+    """Frames of a crossfade before and after its cut."""
+    total = seconds_to_frames(seconds, fps)
+    return total // 2, total - total // 2
+
+
+def plan_shots(durations: list[float], crossfades_out: list[float], fps: float) -> list[ShotTiming]:
+    """Place shots on the timeline.
+
+    Args:
+        durations: each shot's duration in seconds.
+        crossfades_out: per shot, the crossfade into the next shot in seconds (0 for a cut; the last is ignored).
+        fps: output frame rate.
+    """
+    cuts = [seconds_to_frames(math.fsum(durations[:i]), fps) for i in range(len(durations) + 1)]
+    splits = [crossfade_split(d, fps) for d in crossfades_out[:-1]] + [(0, 0)]
+    return [
+        ShotTiming(
+            index=i,
+            start=cuts[i],
+            end=cuts[i + 1],
+            head=splits[i - 1][0] if i else 0,
+            tail=splits[i][1],
+        )
+        for i in range(len(durations))
+    ]
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A run of output frames: from one shot, or a crossfade from shot `a` into shot `b`.
+
+    `a_offset` and `b_offset` index the first frame taken from each shot's rendered frames.
+    """
+
+    start: int
+    end: int
+    a: int
+    a_offset: int
+    b: int | None = None
+    b_offset: int = 0
+
+    @property
+    def frames(self) -> int:
+        return self.end - self.start
+
+
+def timeline_segments(shots: list[ShotTiming]) -> list[Segment]:
+    """Cut the output timeline into solo runs and crossfades, in order, each output frame exactly once.
+
+    Raises:
+        ValueError: when two crossfades overlap inside one shot (the validator reports this first).
+    """
+    segments: list[Segment] = []
+    for i, shot in enumerate(shots):
+        prev_tail = shots[i - 1].tail if i else 0
+        next_head = shots[i + 1].head if i + 1 < len(shots) else 0
+        solo_start, solo_end = shot.start + prev_tail, shot.end - next_head
+        if solo_end < solo_start:
+            raise ValueError(f"crossfades overlap inside shot {i} ({shot.frames} frames)")
+        if shot.head + prev_tail:
+            segments.append(
+                Segment(
+                    start=shot.render_start,
+                    end=solo_start,
+                    a=i - 1,
+                    a_offset=shot.render_start - shots[i - 1].render_start,
+                    b=i,
+                )
+            )
+        if solo_end > solo_start:
+            segments.append(Segment(solo_start, solo_end, a=i, a_offset=solo_start - shot.render_start))
+    return segments
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Chunks within a shot
+
+
+@dataclass(frozen=True)
+class ChunkWindow:
+    """One generated chunk, in base-rate frames of its shot's rendered range.
+
+    Args:
+        index: position within the shot.
+        start: first frame it covers.
+        frames: how many frames the model generates (a legal count).
+        used: how many of them the shot keeps (the rest are trimmed).
+        overlap: frames shared with the previous chunk (0 for the first).
+    """
+
+    index: int
+    start: int
+    frames: int
+    used: int
+    overlap: int
+
+    @property
+    def end(self) -> int:
+        return self.start + self.used
+
+    @property
+    def trimmed(self) -> int:
+        return self.frames - self.used
+
+
+def chunk_windows(total: int, chunk: int, overlap: int, rule: FrameRule = FrameRule()) -> list[ChunkWindow]:
+    """Cover `total` frames with chunks of `chunk` frames that overlap by `overlap`.
+
+    Consecutive chunks step by ``chunk - overlap``; the last one is shortened to the smallest legal count that
+    reaches the end (the extra frames are trimmed). Any frame is covered by at most two chunks.
+
+    Raises:
+        ValueError: when the arguments break the rules above (the message names the value).
+    """
+    if total < 1:
+        raise ValueError(f"`total` ({total}) must be at least 1 frame")
+    if not rule.is_legal(chunk):
+        raise ValueError(f"`chunk` ({chunk}) is not a legal frame count for rule {rule}")
+    if not 0 <= overlap <= (chunk - 1) // 2:
+        raise ValueError(
+            f"`overlap` ({overlap}) must be between 0 and {(chunk - 1) // 2}, "
+            f"less than half the chunk length ({chunk})"
+        )
+    if total <= chunk:
+        return [ChunkWindow(0, 0, rule.at_least(total), total, 0)]
+    step = chunk - overlap
+    count = math.ceil((total - chunk) / step) + 1
+    windows = [ChunkWindow(i, i * step, chunk, chunk, overlap if i else 0) for i in range(count - 1)]
+    last_start = (count - 1) * step
+    need = total - last_start
+    windows.append(ChunkWindow(count - 1, last_start, rule.at_least(need), need, overlap))
+    return windows
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Frame rates
+
+
+def base_frame_count(output_frames: int, factor: float) -> int:
+    """Base-rate frames whose interpolation by `factor` reaches `output_frames` frames."""
+    return math.ceil((output_frames - 1) / factor - 1e-9) + 1
+
+
+def resample_positions(output_frames: int, factor: float) -> list[tuple[int, float]]:
+    """Per output frame, the base frame before it and the timestep in [0, 1) towards the next one.
+
+    ``factor`` is output fps over base fps; 16 -> 24 fps is 1.5 and gives timesteps 0, 2/3, 1/3, 0, ...
+    """
+    positions = []
+    for j in range(output_frames):
+        pos = j / factor
+        i = math.floor(pos + 1e-9)
+        t = pos - i
+        positions.append((i, 0.0 if t < 1e-9 else t))
+    return positions
