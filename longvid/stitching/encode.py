@@ -34,7 +34,7 @@ class Mp4Writer:
             raise ValueError(f"`preset` ({preset!r}) must be one of {', '.join(PRESETS)}")
         self.path = Path(path)
         self.size = (width, height)
-        self.fps = Fraction(fps).limit_denominator(1001)
+        self.fps = video_rate(fps)
         self.crf, self.preset = crf, preset
         self.frames = 0
         self._tmp: Path | None = None
@@ -78,6 +78,15 @@ class Mp4Writer:
             self._tmp.unlink(missing_ok=True)
             return
         publish(self._tmp, self.path)
+
+
+def video_rate(fps: float) -> Fraction:
+    """The exact rate for ffmpeg; 23.976, 29.97 and 59.94 mean the NTSC rates 24000/1001 and so on."""
+    for base in (24, 30, 48, 60, 120):
+        ntsc = Fraction(base * 1000, 1001)
+        if abs(fps - float(ntsc)) < 0.001:
+            return ntsc
+    return Fraction(fps).limit_denominator(1000)
 
 
 def publish(tmp: Path, final: Path) -> None:

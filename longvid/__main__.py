@@ -1,0 +1,7 @@
+"""``python -m longvid``."""
+
+import sys
+
+from longvid.cli import main
+
+sys.exit(main())

@@ -1,0 +1,282 @@
+"""The `longvid` command. The only module that prints or exits.
+
+Exit codes: 0 success, 1 a render that failed, 2 invalid input (a bad storyboard, flag or path). A user error is
+one message per problem and no traceback unless ``--debug`` is given.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import traceback
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from longvid import __version__
+from longvid.errors import LongvidError, StoryboardError, UserError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    help="Render minutes-long videos from a storyboard. Start with: longvid render examples/lighthouse.yaml -o out.mp4",
+)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True)
+_state = {"debug": False}
+
+
+
+def _guarded(command):
+    """Turn longvid's errors into one message per problem and the contract's exit code."""
+
+    @functools.wraps(command)
+    def run(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except LongvidError as exc:
+            if _state["debug"]:
+                traceback.print_exc()
+            problems = exc.problems if isinstance(exc, StoryboardError) else [f"error: {exc}"]
+            for problem in problems:
+                err.print(str(problem), markup=False)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            err.print("interrupted")
+            raise typer.Exit(130) from None
+        except Exception as exc:
+            if _state["debug"]:
+                traceback.print_exc()
+            err.print(f"error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", markup=False)
+            raise typer.Exit(1) from None
+
+    return run
+
+
+StoryboardArg = Annotated[Path, typer.Argument(help="Storyboard YAML file.", show_default=False)]
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"longvid {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for every error.")] = False,
+) -> None:
+    _state["debug"] = debug
+
+
+# ---------------------------------------------------------------------------------------------------- render
+
+
+class Preset(str, Enum):
+    ultrafast = "ultrafast"
+    superfast = "superfast"
+    veryfast = "veryfast"
+    faster = "faster"
+    fast = "fast"
+    medium = "medium"
+    slow = "slow"
+    slower = "slower"
+    veryslow = "veryslow"
+
+
+class RichProgress:
+    """Live progress per stage kind: counts, elapsed, ETA, and what is running now."""
+
+    LABELS = {"keyframe": "keyframes", "chunk": "chunks", "interpolate": "interpolation", "encode": "encoding"}
+
+    def __init__(self, console: Console):
+        self.progress = Progress(
+            TextColumn("{task.description:<13}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[now]}"), console=console,
+        )
+        self.rows: dict[str, int] = {}
+
+    def _row(self, kind: str) -> int:
+        if kind not in self.rows:
+            self.rows[kind] = self.progress.add_task(self.LABELS.get(kind, kind), total=0, now="")
+        return self.rows[kind]
+
+    def __call__(self, event) -> None:
+        if event.kind is None:
+            return
+        row = self._row(event.kind)
+        if event.type == "queued":
+            self.progress.update(row, total=self.progress.tasks[row].total + 1)
+        elif event.type == "started":
+            self.progress.update(row, now=f"{event.worker}: {event.task}")
+        elif event.type == "succeeded":
+            self.progress.update(row, advance=1, now="")
+        elif event.type == "frames":
+            self.progress.update(row, total=event.total, completed=event.done)
+
+
+@app.command()
+@_guarded
+def render(
+    storyboard: StoryboardArg,
+    output: Annotated[Path, typer.Option("-o", "--output", help="The .mp4 to write.", show_default=False)],
+    crf: Annotated[int, typer.Option(min=0, max=51, help="x264 quality: 0 lossless, 18 visually lossless.")] = 18,
+    preset: Annotated[Preset, typer.Option(help="x264 speed preset.")] = Preset.medium,
+    log_json: Annotated[Path | None, typer.Option("--log-json", help="Write one JSON event per line here.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
+) -> None:
+    """Render STORYBOARD to an MP4, with OUT.manifest.json beside it."""
+    from longvid.execution.events import JsonLinesLog, fan_out, ignore
+    from longvid.planners.compile import compile_storyboard
+    from longvid.render import check_output, manifest_path
+    from longvid.render import render as do_render
+    from longvid.storyboard import load_storyboard
+
+    spec = load_storyboard(storyboard)
+    check_output(output)
+    for note in compile_storyboard(spec).notes:
+        err.print(f"note: {note}")
+    reporters = []
+    log = JsonLinesLog(log_json) if log_json else None
+    if log:
+        reporters.append(log)
+    progress = None if quiet else RichProgress(err)
+    if progress:
+        reporters.append(progress)
+    try:
+        if progress:
+            progress.progress.start()
+        manifest = do_render(spec, output, crf=crf, preset=preset.value, report=fan_out(*reporters) if reporters else ignore)
+    finally:
+        if progress:
+            progress.progress.stop()
+        if log:
+            log.close()
+    video = manifest["video"]
+    out.print(f"wrote {output} ({video['frames']} frames, {video['duration']:.2f} s, {video['width']}x{video['height']} "
+              f"at {video['fps']:g} fps) in {manifest['render_seconds']:.1f} s; manifest {manifest_path(output)}")
+
+
+# ---------------------------------------------------------------------------------------------------- planning
+
+
+@app.command()
+@_guarded
+def validate(storyboard: StoryboardArg) -> None:
+    """Check STORYBOARD and report every problem as file:line:col."""
+    from longvid.planners.compile import compile_storyboard
+    from longvid.storyboard import load_storyboard
+
+    spec = load_storyboard(storyboard)
+    plan = compile_storyboard(spec)
+    counts = {kind: len(plan.graph.of_kind(kind)) for kind in ("keyframe", "chunk", "interpolate")}
+    out.print(f"ok: {storyboard}: {len(spec.shots)} shots, {spec.duration:g} s = {spec.total_frames} frames at "
+              f"{spec.fps:g} fps, {spec.width}x{spec.height}; {len(plan.graph)} tasks "
+              f"({counts['keyframe']} keyframes, {counts['chunk']} chunks, {counts['interpolate']} interpolations)")
+    for note in plan.notes:
+        out.print(f"note: {note}")
+
+
+@app.command()
+@_guarded
+def plan(
+    prompt: Annotated[str, typer.Argument(help="What the video is about.", show_default=False)],
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Storyboard YAML to write (default: stdout).")] = None,
+    duration: Annotated[float, typer.Option(min=0.1, help="Total seconds.")] = 30.0,
+    fps: Annotated[float, typer.Option(help="Frames per second.")] = 24,
+    width: Annotated[int, typer.Option(help="Width in pixels, a multiple of 16.")] = 832,
+    height: Annotated[int, typer.Option(help="Height in pixels, a multiple of 16.")] = 480,
+    seed: Annotated[int, typer.Option(min=0, help="Storyboard seed.")] = 0,
+    style: Annotated[str, typer.Option(help="A style line added to every prompt.")] = "",
+    title: Annotated[str | None, typer.Option(help="Title (default: from the prompt).")] = None,
+) -> None:
+    """Turn PROMPT into a storyboard (rule-based planner, deterministic)."""
+    from longvid.planners.rules import plan_from_prompt
+    from longvid.stitching.encode import write_atomic
+
+    try:
+        spec = plan_from_prompt(prompt, duration=duration, fps=fps, width=width, height=height, seed=seed,
+                                style=style, title=title)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    text = f"# planned by longvid {__version__} from: {prompt[:80]!r}\n" + spec.to_yaml()
+    if output is None:
+        out.print(text, end="", markup=False)
+        return
+    write_atomic(output, text)
+    out.print(f"wrote {output}: {len(spec.shots)} shots, {spec.duration:g} s")
+
+
+@app.command()
+@_guarded
+def schema(
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write here instead of stdout.")] = None,
+) -> None:
+    """Print the storyboard JSON Schema (for editor autocompletion)."""
+    from longvid.storyboard import json_schema
+
+    text = json.dumps(json_schema(), indent=2) + "\n"
+    if output is None:
+        out.print(text, end="", markup=False)
+    else:
+        from longvid.stitching.encode import write_atomic
+
+        write_atomic(output, text)
+
+
+class GraphFormat(str, Enum):
+    dot = "dot"
+    json = "json"
+
+
+class GraphLevel(str, Enum):
+    render = "render"
+    shots = "shots"
+
+
+@app.command()
+@_guarded
+def graph(
+    storyboard: StoryboardArg,
+    format: Annotated[GraphFormat, typer.Option("--format", "-f", help="dot (Graphviz) or json.")] = GraphFormat.dot,
+    level: Annotated[GraphLevel, typer.Option(help="render: the tasks; shots: the shot graph.")] = GraphLevel.render,
+) -> None:
+    """Print the render graph (tasks) or the shot graph of STORYBOARD."""
+    from longvid.graph import build_shot_graph, shot_graph_json, to_dot
+    from longvid.planners.compile import compile_storyboard
+    from longvid.storyboard import load_storyboard
+
+    spec = load_storyboard(storyboard)
+    if level is GraphLevel.shots:
+        shot_graph = build_shot_graph(spec)
+        text = to_dot(shot_graph, spec.title) if format is GraphFormat.dot else shot_graph_json(shot_graph) + "\n"
+    else:
+        render_graph = compile_storyboard(spec).graph
+        text = to_dot(render_graph.graph, spec.title) if format is GraphFormat.dot else render_graph.to_json() + "\n"
+    out.print(text, end="", markup=False)
+
+
+# ---------------------------------------------------------------------------------------------------- entry
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit code (the console script exits with it)."""
+    try:
+        app(args=sys.argv[1:] if argv is None else argv, prog_name="longvid")
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

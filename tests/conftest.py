@@ -1,0 +1,92 @@
+"""Shared helpers: storyboards written to temporary files, and a real ffmpeg probe of rendered videos."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import imageio_ffmpeg
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CLIPS = ROOT.parent / "shared" / "data" / "clips"
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+SMALL = """\
+title: Small
+fps: 12
+width: 160
+height: 96
+seed: 7
+characters:
+  fox: a red fox with a white-tipped tail
+shots:
+  - id: wake
+    prompt: "{fox} wakes in the snow"
+    duration: 2
+    camera: push-in
+    transition: {type: crossfade, duration: 0.5}
+  - id: hunt
+    prompt: "{fox} hunts under the snow"
+    duration: 3.5
+    camera: pan-left
+    keyframes:
+      - at: 3.5
+        prompt: "{fox} leaps"
+  - id: night
+    prompt: the forest at night
+    duration: 1.5
+"""
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def small_storyboard(tmp_path: Path) -> Path:
+    return write(tmp_path / "small.yaml", SMALL)
+
+
+def probe(path: Path) -> dict:
+    """Decode the whole video with ffmpeg: its stream info, frame count and a hash of every decoded frame."""
+    reader = imageio_ffmpeg.read_frames(str(path))
+    meta = next(reader)
+    width, height = meta["size"]
+    hashes = []
+    first = None
+    for raw in reader:
+        if first is None:
+            first = np.frombuffer(raw, np.uint8).reshape(height, width, 3)
+        hashes.append(hashlib.sha256(raw).hexdigest())
+    return {
+        "frames": len(hashes),
+        "fps": meta["fps"],
+        "width": width,
+        "height": height,
+        "codec": meta["codec"],
+        "pix_fmt": meta["pix_fmt"].split("(")[0],
+        "hashes": hashes,
+        "first": first,
+    }
+
+
+def decode(path: Path) -> np.ndarray:
+    """Every decoded frame, as an F x H x W x 3 array."""
+    reader = imageio_ffmpeg.read_frames(str(path))
+    meta = next(reader)
+    width, height = meta["size"]
+    return np.stack([np.frombuffer(raw, np.uint8).reshape(height, width, 3) for raw in reader])
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run the real `longvid` entry point in a subprocess, as a user would."""
+    return subprocess.run([sys.executable, "-m", "longvid", *args], capture_output=True, text=True,
+                          cwd=cwd or ROOT, timeout=600)
