@@ -118,7 +118,11 @@ class PreviewChunk:
             crop_w, crop_h = width / max(zoom, 1.0), height / max(zoom, 1.0)
             x0 = min(max(cx * width - crop_w / 2, 0), width - crop_w)
             y0 = min(max(cy * height - crop_h / 2, 0), height - crop_h)
-            frame = picture.resize((width, height), Image.Resampling.BILINEAR, box=(x0, y0, x0 + crop_w, y0 + crop_h))
+            if zoom <= 1.0:
+                frame = picture.copy()  # nothing to crop; resampling would only cost time
+            else:
+                box = (x0, y0, x0 + crop_w, y0 + crop_h)
+                frame = picture.resize((width, height), Image.Resampling.BILINEAR, box=box)
             output_frame = label["first_output_frame"] + frame_index * label["factor"]
             burn = f"{label['shot']}  {timing.frames_to_timecode(output_frame, p['fps'])}  #{output_frame}"
             draw = ImageDraw.Draw(frame)

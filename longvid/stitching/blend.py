@@ -41,7 +41,8 @@ def blend_chunks(windows: list[ChunkWindow], chunk: Callable[[int], np.ndarray],
                 yield mix(carried[j], frames[j], weight)
         next_overlap = windows[w.index + 1].overlap if w.index + 1 < len(windows) else 0
         yield from frames[w.overlap : w.used - next_overlap]
-        carried = frames[w.used - next_overlap : w.used] if next_overlap else None
+        # A copy, not a view: a view would keep the whole chunk alive while the next one is generated.
+        carried = frames[w.used - next_overlap : w.used].copy() if next_overlap else None
         del frames
 
 
@@ -64,6 +65,8 @@ def stitch_timeline(segments: list[Segment], shot: Callable[[int], Frames], kind
         return streams[i]
 
     for seg in segments:
+        for i in [i for i in streams if i < seg.a]:
+            streams.pop(i).close()  # that shot is finished: free its buffers before the next one renders
         a = take(seg.a, seg.a_offset)
         if seg.b is None:
             for _ in range(seg.frames):
@@ -74,5 +77,3 @@ def stitch_timeline(segments: list[Segment], shot: Callable[[int], Frames], kind
                 yield mix(next(a), next(b), weight)
             taken[seg.b] += seg.frames
         taken[seg.a] += seg.frames
-        for i in [i for i in streams if i < (seg.b if seg.b is not None else seg.a)]:
-            streams.pop(i).close()  # earlier shots are finished; free their buffers

