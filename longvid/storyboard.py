@@ -18,7 +18,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from longvid import timing
 from longvid.errors import Problem, StoryboardError, format_path
@@ -344,6 +352,10 @@ def json_schema() -> dict:
     """The JSON Schema of the storyboard format, for editors' autocompletion."""
     schema = StoryboardSpec.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    # The loader also takes the bare word `cut` for a transition; say so, or editors flag valid files.
+    shot = schema["$defs"]["ShotSpec"]["properties"]
+    shot["transition"] = {"anyOf": [{"$ref": "#/$defs/TransitionSpec"}, {"enum": ["cut"]}],
+                          "description": TransitionSpec.__doc__}
     return schema
 
 

@@ -24,6 +24,13 @@ def test_example_storyboard_renders_exactly(board, tmp_path):
     assert (info["frames"], info["width"], info["height"]) == (spec.total_frames, spec.width, spec.height)
     assert info["fps"] == spec.fps and (info["codec"], info["pix_fmt"]) == ("h264", "yuv420p")
     assert output.with_suffix(".manifest.json").exists()
+    # +faststart: the index (moov) precedes the media data, so players start before the download ends
+    data = output.read_bytes()
+    assert 0 < data.find(b"moov") < data.find(b"mdat")
+    # the progress display ends with every row complete
+    progress = {line.split()[0]: line.split()[2] for line in result.stderr.splitlines() if "━" in line}
+    assert progress["encoding"] == f"{spec.total_frames}/{spec.total_frames}"
+    assert set(progress) >= {"keyframes", "chunks", "encoding"}
 
 
 def test_python_api_example_matches_the_yaml(tmp_path):
