@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
+from rich.console import Console, Group
+from rich.live import Live
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -102,34 +103,58 @@ class Preset(str, Enum):
 
 
 class RichProgress:
-    """Live progress per stage kind: counts, elapsed, ETA, and what is running now."""
+    """Live progress per stage kind (counts, elapsed, ETA) and a row per worker saying what it runs now."""
 
     LABELS = {"keyframe": "keyframes", "chunk": "chunks", "interpolate": "interpolation", "encode": "encoding"}
 
     def __init__(self, console: Console):
-        self.progress = Progress(
+        self.kinds = Progress(
             TextColumn("{task.description:<13}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[now]}"), console=console,
+            TextColumn("eta"), TimeRemainingColumn(), console=console,
         )
+        self.workers = Progress(TextColumn("{task.description:<13}"), TextColumn("{task.fields[now]}"), console=console)
+        self.live = Live(Group(self.kinds, self.workers), console=console, refresh_per_second=8)
         self.rows: dict[str, int] = {}
+
+    def start(self) -> None:
+        self.live.start()
+
+    def stop(self) -> None:
+        self.live.stop()
 
     def _row(self, kind: str) -> int:
         if kind not in self.rows:
-            self.rows[kind] = self.progress.add_task(self.LABELS.get(kind, kind), total=0, now="")
+            self.rows[kind] = self.kinds.add_task(self.LABELS.get(kind, kind), total=0)
         return self.rows[kind]
 
+    def _worker(self, name: str) -> int:
+        key = f"worker:{name}"
+        if key not in self.rows:
+            self.rows[key] = self.workers.add_task(f"  {name}", total=None, now="")
+        return self.rows[key]
+
     def __call__(self, event) -> None:
+        if event.worker and event.type in ("started", "succeeded", "failed", "retried"):
+            now = f"{event.task} {event.message or ''}".strip() if event.type == "started" else f"idle ({event.type})"
+            self.workers.update(self._worker(event.worker), now=now)
         if event.kind is None:
             return
         row = self._row(event.kind)
+        total = self.kinds.tasks[row].total or 0
         if event.type == "queued":
-            self.progress.update(row, total=self.progress.tasks[row].total + 1)
-        elif event.type == "started":
-            self.progress.update(row, now=f"{event.worker}: {event.task}")
+            self.kinds.update(row, total=total + 1)
+        elif event.type == "cached":
+            self.kinds.update(row, total=total + 1, advance=1)
         elif event.type == "succeeded":
-            self.progress.update(row, advance=1, now="")
+            self.kinds.update(row, advance=1)
+        elif event.type in ("retried", "failed"):
+            err.print(f"{event.type}: {event.task} on {event.worker}: {event.message}", markup=False)
         elif event.type == "frames":
-            self.progress.update(row, total=event.total, completed=event.done)
+            self.kinds.update(row, total=event.total, completed=event.done)
+
+
+CacheOption = Annotated[Path | None, typer.Option("--cache", help="Cache folder (default: $LONGVID_CACHE or "
+                                                                      "~/.cache/longvid).", show_default=False)]
 
 
 @app.command()
@@ -137,20 +162,27 @@ class RichProgress:
 def render(
     storyboard: StoryboardArg,
     output: Annotated[Path, typer.Option("-o", "--output", help="The .mp4 to write.", show_default=False)],
+    cache: CacheOption = None,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes on the CPU (1: in this process).")] = 1,
+    devices: Annotated[str | None, typer.Option(help="One worker per device, e.g. cuda:0,cuda:1.")] = None,
+    executor: Annotated[str, typer.Option(help="local, or ray (one actor per device).")] = "local",
+    ray_address: Annotated[str | None, typer.Option("--ray-address", help="Join this Ray cluster.")] = None,
+    retries: Annotated[int, typer.Option(min=0, help="Retries per failing task.")] = 2,
     crf: Annotated[int, typer.Option(min=0, max=51, help="x264 quality: 0 lossless, 18 visually lossless.")] = 18,
     preset: Annotated[Preset, typer.Option(help="x264 speed preset.")] = Preset.medium,
     log_json: Annotated[Path | None, typer.Option("--log-json", help="Write one JSON event per line here.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
 ) -> None:
-    """Render STORYBOARD to an MP4, with OUT.manifest.json beside it."""
-    from longvid.execution.events import JsonLinesLog, fan_out, ignore
+    """Render STORYBOARD to an MP4, with OUT.manifest.json beside it. Finished work is cached and never redone."""
+    from longvid.execution.events import JsonLinesLog, fan_out
     from longvid.planners.compile import compile_storyboard
-    from longvid.render import check_output, manifest_path
+    from longvid.render import check_output, manifest_path, resolve_devices
     from longvid.render import render as do_render
     from longvid.storyboard import load_storyboard
 
     spec = load_storyboard(storyboard)
     check_output(output)
+    device_list = resolve_devices(workers, devices.split(",") if devices else None)
     for note in compile_storyboard(spec).notes:
         err.print(f"note: {note}")
     reporters = []
@@ -160,18 +192,83 @@ def render(
     progress = None if quiet else RichProgress(err)
     if progress:
         reporters.append(progress)
+        progress.start()
     try:
-        if progress:
-            progress.progress.start()
-        manifest = do_render(spec, output, crf=crf, preset=preset.value, report=fan_out(*reporters) if reporters else ignore)
+        manifest = do_render(spec, output, cache_dir=cache, devices=device_list, executor=executor,
+                             ray_address=ray_address, max_attempts=retries + 1, crf=crf, preset=preset.value,
+                             report=fan_out(*reporters))
     finally:
         if progress:
-            progress.progress.stop()
+            progress.stop()
         if log:
             log.close()
-    video = manifest["video"]
+    video, run = manifest["video"], manifest["execution"]
     out.print(f"wrote {output} ({video['frames']} frames, {video['duration']:.2f} s, {video['width']}x{video['height']} "
-              f"at {video['fps']:g} fps) in {manifest['render_seconds']:.1f} s; manifest {manifest_path(output)}")
+              f"at {video['fps']:g} fps) in {manifest['render_seconds']:.1f} s: {run['ran']} tasks ran, "
+              f"{run['cached']} from the cache; manifest {manifest_path(output)}")
+
+
+@app.command()
+@_guarded
+def status(storyboard: StoryboardArg, cache: CacheOption = None) -> None:
+    """List every task as fresh, stale or missing in the cache, with the reason it would run again."""
+    from longvid.render import status as task_status
+
+    rows = task_status(storyboard, cache_dir=cache)
+    width = max(len(r.task) for r in rows)
+    for row in rows:
+        out.print(f"{row.task:<{width}}  {row.state:<7}  {'; '.join(row.reasons)}".rstrip(), markup=False)
+    counts = {state: sum(r.state == state for r in rows) for state in ("fresh", "stale", "missing")}
+    redo = counts["stale"] + counts["missing"]
+    out.print(f"{counts['fresh']} fresh, {counts['stale']} stale, {counts['missing']} missing: "
+              f"a render would run {redo} of {len(rows)} tasks")
+
+
+cache_app = typer.Typer(help="Inspect and clean the artifact cache.", no_args_is_help=True)
+app.add_typer(cache_app, name="cache")
+
+
+def _amount(text: str, units: dict[str, float], what: str) -> float:
+    import re
+
+    match = re.fullmatch(r"\s*([\d.]+)\s*([a-zA-Z]*)\s*", text)
+    unit = match and match[2].lower()
+    if not match or unit not in units:
+        raise UserError(f"`{what}` ({text!r}) must be a number with a unit: {', '.join(u for u in units if u)}")
+    return float(match[1]) * units[unit]
+
+
+@cache_app.command("info")
+@_guarded
+def cache_info(cache: CacheOption = None) -> None:
+    """Where the cache is, how many entries it holds and their size."""
+    from longvid.cache import ArtifactStore, default_cache_dir
+
+    store = ArtifactStore(cache or default_cache_dir())
+    entries = store.entries()
+    out.print(f"{store.root}: {len(entries)} entries, {sum(e[2] for e in entries) / 2**20:.1f} MiB")
+
+
+@cache_app.command("clean")
+@_guarded
+def cache_clean(
+    cache: CacheOption = None,
+    older_than: Annotated[str | None, typer.Option(help="Remove entries unused for this long: 30m, 12h, 7d.")] = None,
+    max_size: Annotated[str | None, typer.Option(help="Then remove least recently used down to: 500M, 20G.")] = None,
+    all: Annotated[bool, typer.Option("--all", help="Remove every entry.")] = False,
+) -> None:
+    """Remove cache entries by age or size (least recently used first)."""
+    from longvid.cache import ArtifactStore, default_cache_dir
+
+    if not (older_than or max_size or all):
+        raise UserError("say what to remove: --older-than 7d, --max-size 20G or --all")
+    age = 0.0 if all else (_amount(older_than, {"s": 1, "m": 60, "h": 3600, "d": 86400}, "older-than")
+                           if older_than else None)
+    size = _amount(max_size, {"": 1, "b": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}, "max-size") \
+        if max_size else None
+    store = ArtifactStore(cache or default_cache_dir())
+    removed, freed = store.clean(older_than=-1.0 if all else age, max_bytes=int(size) if size is not None else None)
+    out.print(f"removed {removed} entries, freed {freed / 2**20:.1f} MiB from {store.root}")
 
 
 # ---------------------------------------------------------------------------------------------------- planning
@@ -208,8 +305,8 @@ def plan(
     title: Annotated[str | None, typer.Option(help="Title (default: from the prompt).")] = None,
 ) -> None:
     """Turn PROMPT into a storyboard (rule-based planner, deterministic)."""
+    from longvid.cache import write_atomic
     from longvid.planners.rules import plan_from_prompt
-    from longvid.stitching.encode import write_atomic
 
     try:
         spec = plan_from_prompt(prompt, duration=duration, fps=fps, width=width, height=height, seed=seed,
@@ -236,7 +333,7 @@ def schema(
     if output is None:
         out.print(text, end="", markup=False)
     else:
-        from longvid.stitching.encode import write_atomic
+        from longvid.cache import write_atomic
 
         write_atomic(output, text)
 

@@ -1,27 +1,46 @@
-"""`render()`: validate -> compile -> execute -> stitch -> manifest.
+"""`render()`: validate -> compile -> execute -> stitch -> manifest; and `status()`, what a render would redo.
 
-Frames stream from the stages through blending, interpolation and crossfades into the encoder; nothing holds
-more than a couple of chunks, so a ten-minute render needs the memory of a ten-second one.
+Every task's output goes to the content-addressed cache first; the stitch then streams frames out of the cache
+through blending and crossfades into the encoder, so nothing holds more than a couple of chunks and a killed
+render resumes where it stopped.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
 
-from longvid import __version__, cache
-from longvid.errors import OutputPathError, RenderError
+from longvid import __version__
+from longvid.cache import ArtifactStore, TaskStatus, default_cache_dir, explain_change, task_key, write_atomic
+from longvid.errors import OutputPathError, RenderError, UserError
 from longvid.execution.events import Event, Reporter, ignore
-from longvid.execution.local import InProcessRunner
+from longvid.execution.executor import Execution, execute, task_record
 from longvid.planners.compile import RenderPlan, compile_storyboard
 from longvid.stages import get_stage
 from longvid.stitching.blend import blend_chunks, stitch_timeline
-from longvid.stitching.encode import Mp4Writer, write_atomic
+from longvid.stitching.encode import Mp4Writer
 from longvid.storyboard import StoryboardSpec, load_storyboard
 
 ENCODE_EVENT_EVERY = 24  # frames between encoding progress events
+STITCH_VERSION = "1"
+DEVICE = re.compile(r"^(cpu|cuda(:\d+)?)$")
+
+
+class TaskFailedError(RenderError):
+    """Tasks failed after their retries; `failures` holds each one's records (task, exception, traceback, hint)."""
+
+    def __init__(self, execution: Execution):
+        self.execution = execution
+        self.failures = {task: execution.failures[task] for task in execution.failed}
+        lines = [f"{len(execution.failed)} task(s) failed; {len(execution.blocked)} task(s) depending on them did not run"]
+        for task, records in self.failures.items():
+            last = records[-1]
+            lines.append(f"  {task}: {last['exception']}: {last['message']} after {len(records)} attempt(s); "
+                         f"hint: {last['hint']}")
+        super().__init__("\n".join(lines))
 
 
 def as_spec(storyboard: Any) -> StoryboardSpec:
@@ -52,13 +71,65 @@ def check_output(output: str | Path) -> Path:
     return path
 
 
-def render(storyboard: Any, output: str | Path, *, crf: int = 18, preset: str = "medium",
-           report: Reporter = ignore) -> dict:
+def resolve_devices(workers: int, devices: list[str] | None) -> list[str]:
+    """One entry per worker: `devices` as given (``cuda:0``, ``cuda:1``, ``cpu``), else `workers` CPU workers."""
+    if devices:
+        bad = [d for d in devices if not DEVICE.match(d)]
+        if bad:
+            raise UserError(f"`devices` ({','.join(bad)}) must be cpu, cuda or cuda:N, e.g. --devices cuda:0,cuda:1")
+        return list(devices)
+    if workers < 1:
+        raise UserError(f"`workers` ({workers}) must be at least 1")
+    return ["cpu"] * workers
+
+
+def project_id(spec: StoryboardSpec) -> str:
+    """The namespace of a storyboard's task history: its file, or its title for storyboards built in Python."""
+    return spec.source or f"title:{spec.title}"
+
+
+def _prepare(spec: StoryboardSpec) -> tuple[RenderPlan, dict[str, str], dict[str, str]]:
+    plan = compile_storyboard(spec)
+    versions = {"stitch": STITCH_VERSION}
+    for task in plan.graph:
+        if task.stage not in versions:
+            versions[task.stage] = get_stage(task.stage).spec.code_version
+    keys: dict[str, str] = {}
+    for task in plan.graph:  # topological order: inputs first
+        keys[task.id] = task_key(task.stage, versions[task.stage], task.params, task.seed, task.model,
+                                 [keys[d] for d in task.deps])
+    return plan, versions, keys
+
+
+def make_pool(executor: str, devices: list[str], cache_root: Path, ray_address: str | None = None):
+    """The pool that runs tasks: this process, worker processes, or Ray actors."""
+    if executor == "ray":
+        from longvid.execution.ray import RayPool
+
+        return RayPool(devices, cache_root, address=ray_address)
+    if executor != "local":
+        raise UserError(f"`executor` ({executor!r}) must be local or ray")
+    from longvid.execution.local import InProcessPool, ProcessPool
+
+    if len(devices) == 1 and devices[0] == "cpu":
+        return InProcessPool(cache_root)
+    return ProcessPool(devices, cache_root)
+
+
+def render(storyboard: Any, output: str | Path, *, cache_dir: str | Path | None = None, workers: int = 1,
+           devices: list[str] | None = None, executor: str = "local", ray_address: str | None = None,
+           max_attempts: int = 3, crf: int = 18, preset: str = "medium", report: Reporter = ignore) -> dict:
     """Render a storyboard to an MP4 and write its manifest beside it.
 
     Args:
         storyboard: a storyboard file path, a `longvid.Storyboard` (scene API) or a `StoryboardSpec`.
         output: the ``.mp4`` to write; ``OUT.manifest.json`` is written beside it.
+        cache_dir: the artifact cache (default `default_cache_dir()`); finished tasks are never redone.
+        workers: worker processes on the CPU (1: run in this process); ignored when `devices` is given.
+        devices: one worker per entry, e.g. ``["cuda:0", "cuda:1"]``.
+        executor: ``local`` or ``ray`` (one Ray actor per device; the cache must be shared storage).
+        ray_address: an existing Ray cluster to join (default: start a local one).
+        max_attempts: tries per task before the render fails.
         crf: x264 quality, 0 (lossless) to 51; 18 is visually lossless.
         preset: x264 speed preset, ``ultrafast`` to ``veryslow``.
         report: called with each progress `Event`.
@@ -67,34 +138,34 @@ def render(storyboard: Any, output: str | Path, *, crf: int = 18, preset: str = 
         The manifest, as written.
 
     Raises:
-        StoryboardError, OutputPathError: bad input; nothing is written.
-        RenderError: the render failed; no file appears at `output`.
+        StoryboardError, UserError: bad input; nothing is written.
+        TaskFailedError: tasks failed after their retries; no file appears at `output`.
     """
     # 1. check inputs
     began = time.perf_counter()
     spec = as_spec(storyboard)
     output = check_output(output)
     Mp4Writer(output, spec.width, spec.height, spec.fps, crf=crf, preset=preset)  # validates crf and preset
+    device_list = resolve_devices(workers, devices)
 
-    # 2. compile and prepare stages
-    plan = compile_storyboard(spec)
-    work = [t for t in plan.graph if t.kind in ("keyframe", "chunk")]
-    stages = {t.stage: get_stage(t.stage) for t in work}
-    interpolators = {t.stage: get_stage(t.stage) for t in plan.graph.of_kind("interpolate")}
-    keys = _cache_keys(plan, {**stages, **interpolators})
-    for task in work:
-        report(Event("queued", task.kind, task.id))
-    runner = InProcessRunner(plan.graph, stages, report)
+    # 2. compile: tasks, code versions, cache keys
+    plan, versions, keys = _prepare(spec)
+    store = ArtifactStore(cache_dir if cache_dir is not None else default_cache_dir())
+    project = project_id(spec)
 
+    # 3. execute everything but the stitch; finished work comes from the cache
+    pool = make_pool(executor, device_list, store.root, ray_address)
+    execution = execute(plan, keys, versions, store, pool, project=project, report=report, max_attempts=max_attempts)
+    if execution.failed:
+        raise TaskFailedError(execution)
+
+    # 4. stitch from the cache and encode, streaming
     def shot_frames(i: int):
         shot = plan.shots[i]
-        frames = blend_chunks(shot.windows, lambda c: runner.output(shot.chunk_tasks[c]), spec.continuity.ramp)
-        if shot.interpolate_task is None:
-            return frames
-        task = plan.graph[shot.interpolate_task]
-        return interpolators[task.stage](task, {"frames": frames})
+        if shot.interpolate_task is not None:
+            return store.frames(keys[shot.interpolate_task])
+        return blend_chunks(shot.windows, lambda c: store.load(keys[shot.chunk_tasks[c]]), spec.continuity.ramp)
 
-    # 3. generate, stitch and encode, streaming
     output.parent.mkdir(parents=True, exist_ok=True)
     total = plan.total_frames
     with Mp4Writer(output, spec.width, spec.height, spec.fps, crf=crf, preset=preset) as writer:
@@ -104,28 +175,51 @@ def render(storyboard: Any, output: str | Path, *, crf: int = 18, preset: str = 
                 report(Event("frames", "encode", done=writer.frames, total=total))
         if writer.frames != total:
             raise RenderError(f"stitched {writer.frames} frames, the storyboard needs {total}")
+    stitch = plan.graph["stitch"]
+    store.remember(project, "stitch", task_record(stitch, STITCH_VERSION, keys) | {"key": keys["stitch"]})
 
-    # 4. manifest
+    # 5. manifest
     seconds = time.perf_counter() - began
-    manifest = build_manifest(plan, keys, runner.seconds, output, crf=crf, preset=preset, render_seconds=seconds)
-    write_atomic(manifest_path(output), _json(manifest))
+    manifest = build_manifest(plan, keys, store, execution, output, crf=crf, preset=preset, render_seconds=seconds,
+                              devices=device_list, executor=executor)
+    write_atomic(manifest_path(output), json.dumps(manifest, indent=2) + "\n")
     report(Event("finished", seconds=seconds, done=total, total=total, message=str(output)))
     return manifest
 
 
-def _cache_keys(plan: RenderPlan, stages: dict) -> dict[str, str]:
-    keys: dict[str, str] = {}
-    for task in plan.graph:  # topological order: inputs first
-        version = stages[task.stage].spec.code_version if task.stage in stages else "1"
-        keys[task.id] = cache.task_key(task.stage, version, task.params, task.seed, task.model,
-                                       [keys[d] for d in task.deps])
-    return keys
+def status(storyboard: Any, *, cache_dir: str | Path | None = None) -> list[TaskStatus]:
+    """Every task of the storyboard, fresh, stale or missing in the cache, with the reasons it would run again."""
+    spec = as_spec(storyboard)
+    plan, versions, keys = _prepare(spec)
+    store = ArtifactStore(cache_dir if cache_dir is not None else default_cache_dir())
+    project = project_id(spec)
+    out = []
+    for task in plan.graph:
+        now = task_record(task, versions[task.stage], keys) | {"key": keys[task.id]}
+        if task.kind != "stitch":
+            out.append(store.status(project, task.id, keys[task.id], now))
+            continue
+        last = store.last(project, task.id)
+        if last is None:
+            out.append(TaskStatus(task.id, "missing", ("never_rendered",)))
+        elif last["key"] == keys[task.id]:
+            out.append(TaskStatus(task.id, "fresh"))
+        else:
+            out.append(TaskStatus(task.id, "stale", tuple(explain_change(last, now)) or ("key_changed",)))
+    return out
 
 
-def build_manifest(plan: RenderPlan, keys: dict[str, str], task_seconds: dict[str, float], output: Path, *,
-                   crf: int, preset: str, render_seconds: float) -> dict:
+def build_manifest(plan: RenderPlan, keys: dict[str, str], store: ArtifactStore, execution: Execution, output: Path,
+                   *, crf: int, preset: str, render_seconds: float, devices: list[str], executor: str) -> dict:
     """The manifest contract of ARCHITECTURE.md: what was rendered, from what, with which seeds and keys."""
     spec, graph = plan.spec, plan.graph
+    cached = set(execution.cached)
+
+    def run_info(task_id: str) -> dict:
+        record = execution.records.get(task_id) or store.record(keys[task_id]) or {}
+        return {"cache_key": keys[task_id], "cached": task_id in cached, "seconds": record.get("seconds"),
+                "worker": record.get("worker"), "attempts": len(execution.failures.get(task_id, [])) + 1}
+
     shots = []
     for sp in plan.shots:
         t = sp.timing
@@ -139,16 +233,17 @@ def build_manifest(plan: RenderPlan, keys: dict[str, str], task_seconds: dict[st
             "base_frames": sp.base_frames,
             "keyframes": [
                 {"task": k, "timecode": graph[k].params["label"]["timecode"], "frame": graph[k].window[0],
-                 "prompt": graph[k].params["prompt"], "image": graph[k].params["image"], "seed": graph[k].seed,
-                 "cache_key": keys[k], "seconds": _round(task_seconds.get(k))}
+                 "prompt": graph[k].params["prompt"], "image": graph[k].params["image"], "seed": graph[k].seed}
+                | run_info(k)
                 for k in sp.keyframe_tasks
             ],
             "chunks": [
                 {"task": c, "window": [w.start, w.end], "frames": w.frames, "used": w.used, "trimmed": w.trimmed,
-                 "overlap": w.overlap, "seed": graph[c].seed, "keyframes": list(graph[c].deps),
-                 "cache_key": keys[c], "seconds": _round(task_seconds.get(c))}
+                 "overlap": w.overlap, "seed": graph[c].seed, "keyframes": list(graph[c].deps)} | run_info(c)
                 for c, w in zip(sp.chunk_tasks, sp.windows, strict=True)
             ],
+            "interpolation": run_info(sp.interpolate_task) | {"task": sp.interpolate_task}
+            if sp.interpolate_task else None,
         })
     return {
         "longvid_version": __version__,
@@ -163,17 +258,11 @@ def build_manifest(plan: RenderPlan, keys: dict[str, str], task_seconds: dict[st
             "interpolation": spec.models.interpolation.model_dump(),
         },
         "continuity": spec.continuity.model_dump(),
+        "execution": {"executor": executor, "devices": devices, "ran": len(execution.ran),
+                      "cached": len(execution.cached), "retried": sorted(execution.failures)},
         "notes": plan.notes,
         "shots": shots,
         "stitch": {"task": "stitch", "cache_key": keys["stitch"]},
-        "render_seconds": _round(render_seconds),
+        "render_seconds": round(render_seconds, 4),
         "qa": None,
     }
-
-
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 4)
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, indent=2) + "\n"

@@ -152,6 +152,7 @@ class StoryboardSpec(_Spec):
     shots: list[ShotSpec] = Field(min_length=1)
 
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
+    _source: str | None = PrivateAttr(None)
 
     @field_validator("width", "height")
     @classmethod
@@ -172,6 +173,11 @@ class StoryboardSpec(_Spec):
     def base_dir(self) -> Path:
         """The folder relative keyframe image paths are resolved against."""
         return self._base_dir
+
+    @property
+    def source(self) -> str | None:
+        """The file the storyboard was loaded from, if any."""
+        return self._source
 
     @property
     def duration(self) -> float:
@@ -345,7 +351,9 @@ def load_storyboard(path: str | Path) -> StoryboardSpec:
     duplicates = marks.walk(node, ())
     if duplicates:
         raise StoryboardError([marks.locate(p, str(path)) for p in duplicates])
-    return validate_data(data, file=str(path), marks=marks, base_dir=path.resolve().parent)
+    spec = validate_data(data, file=str(path), marks=marks, base_dir=path.resolve().parent)
+    spec._source = str(path.resolve())
+    return spec
 
 
 def json_schema() -> dict:

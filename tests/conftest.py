@@ -50,6 +50,14 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path_factory, monkeypatch) -> Path:
+    """Each test renders into a cache of its own (subprocesses inherit it through the environment)."""
+    cache = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("LONGVID_CACHE", str(cache))
+    return cache
+
+
 @pytest.fixture
 def small_storyboard(tmp_path: Path) -> Path:
     return write(tmp_path / "small.yaml", SMALL)

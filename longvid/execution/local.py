@@ -1,44 +1,169 @@
-"""In-process execution: tasks run on demand, in the order the stitcher asks for their outputs.
+"""Workers on this machine: in this process, or one long-lived process per device.
 
-A task's inputs are computed first (depth first). An output that other tasks still need (a keyframe read by
-several chunks) is held until its last reader has run, then dropped, so memory stays bounded on long renders.
+A pool offers the executor loop the same small interface whatever runs the tasks: which workers are idle, which
+model each holds, `submit` a job, and `wait` for outcomes. A worker process sets ``CUDA_VISIBLE_DEVICES`` before
+anything imports torch, keeps its stages (and so their loaded models) between tasks, and answers each job with a
+small `Outcome`; its output goes through the cache. A worker that dies is noticed through its process sentinel,
+reported as a failure of the task it held, and replaced: never a hang.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Mapping
-from typing import Any
+import contextlib
+import multiprocessing
+import os
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
 
-from longvid.execution.events import Event, Reporter, ignore
-from longvid.graph import RenderGraph
-from longvid.stages.base import Stage
+from longvid.cache import ArtifactStore
+from longvid.execution.worker import JobSpec, Outcome, StageCache, run_job
 
 
-class InProcessRunner:
-    """Runs the tasks of `graph` with `stages` (by stage name), reporting to `report`."""
+def device_env(device: str) -> dict[str, str]:
+    """The environment that pins a worker to `device` (``cuda:1`` -> ``CUDA_VISIBLE_DEVICES=1``; ``cpu`` hides GPUs)."""
+    if device.startswith("cuda"):
+        index = device.partition(":")[2] or "0"
+        return {"CUDA_VISIBLE_DEVICES": index, "LONGVID_DEVICE": "cuda"}
+    return {"CUDA_VISIBLE_DEVICES": "", "LONGVID_DEVICE": "cpu"}
 
-    def __init__(self, graph: RenderGraph, stages: Mapping[str, Stage], report: Reporter = ignore):
-        self.graph, self.stages, self.report = graph, stages, report
-        self.seconds: dict[str, float] = {}
-        self._held: dict[str, Any] = {}
-        self._readers = {t.id: sum(graph[d].stage in stages for d in graph.dependents(t.id)) for t in graph}
 
-    def output(self, task_id: str) -> Any:
-        """Run `task_id` (and whatever it needs that is not held) and return its output."""
-        if task_id in self._held:
-            return self._held[task_id]
-        task = self.graph[task_id]
-        inputs = {dep: self.output(dep) for dep in task.deps}
-        self.report(Event("started", task.kind, task.id, worker="local"))
-        began = time.perf_counter()
-        result = self.stages[task.stage](task, inputs)
-        self.seconds[task.id] = time.perf_counter() - began
-        self.report(Event("succeeded", task.kind, task.id, worker="local", seconds=self.seconds[task.id]))
-        for dep in task.deps:
-            self._readers[dep] -= 1
-            if self._readers[dep] <= 0:
-                self._held.pop(dep, None)
-        if self._readers[task.id] > 0:
-            self._held[task.id] = result
-        return result
+class InProcessPool:
+    """One worker: this process. A submitted job runs when the executor waits for it."""
+
+    def __init__(self, cache_root: str | Path, device: str = "cpu"):
+        self.store = ArtifactStore(cache_root)
+        self.stages = StageCache()
+        self.name = device if device != "cpu" else "local"
+        self._job: JobSpec | None = None
+        self._holding: str | None = None
+
+    def workers(self) -> list[str]:
+        return [self.name]
+
+    def idle(self) -> list[str]:
+        return [] if self._job else [self.name]
+
+    def holding(self, worker: str) -> str | None:
+        return self._holding
+
+    def submit(self, worker: str, job: JobSpec) -> None:
+        self._job = job
+
+    def wait(self, timeout: float | None) -> list[Outcome]:
+        if self._job is None:
+            return []
+        job, self._job = self._job, None
+        self._holding = job.task.model
+        return [run_job(job, self.store, self.stages, self.name)]
+
+    def close(self) -> None:
+        pass
+
+
+def _worker_main(conn: Connection, name: str, device: str, cache_root: str) -> None:
+    # Runs in a fresh (spawned) interpreter: pin the device before any stage imports torch.
+    os.environ.update(device_env(device))
+    store, stages = ArtifactStore(cache_root), StageCache()
+    while True:
+        try:
+            job = conn.recv()
+        except (EOFError, OSError):
+            return  # the parent is gone
+        if job is None:
+            return
+        outcome = run_job(job, store, stages, name)
+        try:
+            conn.send(outcome)
+        except (BrokenPipeError, OSError):
+            return
+
+
+class ProcessPool:
+    """One long-lived worker process per device.
+
+    Args:
+        devices: one entry per worker, e.g. ``["cuda:0", "cuda:1"]`` or ``["cpu", "cpu"]``.
+        cache_root: the cache folder the workers read inputs from and publish outputs to.
+    """
+
+    def __init__(self, devices: list[str], cache_root: str | Path):
+        self.context = multiprocessing.get_context("spawn")
+        self.cache_root = str(cache_root)
+        self.devices = {self._name(d, i, devices): d for i, d in enumerate(devices)}
+        self._procs: dict[str, multiprocessing.Process] = {}
+        self._conns: dict[str, Connection] = {}
+        self._jobs: dict[str, JobSpec | None] = {}
+        self._holding: dict[str, str | None] = {}
+        self.restarts = 0
+        for name in self.devices:
+            self._start(name)
+
+    @staticmethod
+    def _name(device: str, index: int, devices: list[str]) -> str:
+        return device if devices.count(device) == 1 else f"{device}#{index}"
+
+    def _start(self, name: str) -> None:
+        parent, child = self.context.Pipe()
+        proc = self.context.Process(target=_worker_main, args=(child, name, self.devices[name], self.cache_root),
+                                    name=f"longvid-worker-{name}", daemon=True)
+        proc.start()
+        child.close()
+        self._procs[name], self._conns[name], self._jobs[name], self._holding[name] = proc, parent, None, None
+
+    def workers(self) -> list[str]:
+        return list(self.devices)
+
+    def idle(self) -> list[str]:
+        return [name for name, job in self._jobs.items() if job is None]
+
+    def holding(self, worker: str) -> str | None:
+        return self._holding[worker]
+
+    def submit(self, worker: str, job: JobSpec) -> None:
+        self._jobs[worker] = job
+        self._conns[worker].send(job)
+
+    def wait(self, timeout: float | None) -> list[Outcome]:
+        busy = [name for name, job in self._jobs.items() if job is not None]
+        if not busy:
+            return []
+        by_handle = {}
+        for name in busy:
+            by_handle[self._conns[name]] = name
+            by_handle[self._procs[name].sentinel] = name
+        outcomes = []
+        for name in sorted({by_handle[h] for h in wait(list(by_handle), timeout)}):
+            job, conn, proc = self._jobs[name], self._conns[name], self._procs[name]
+            outcome = None
+            try:  # read the pipe first: a worker may answer and then die
+                if conn.poll():
+                    outcome = conn.recv()
+            except (EOFError, OSError):
+                outcome = None
+            if outcome is None and proc.is_alive():
+                continue  # spurious wake-up
+            if outcome is None:  # the process died under the job
+                proc.join(timeout=1)
+                outcome = Outcome(job.task.id, name, False, failure={
+                    "task": job.task.id, "stage": job.task.stage, "inputs": sorted(job.input_keys),
+                    "attempt": job.attempt, "exception": "WorkerDied",
+                    "message": f"worker {name} died (exit code {proc.exitcode})", "traceback": "",
+                    "hint": "the worker was replaced and the task will run again", "out_of_memory": False})
+                self.restarts += 1
+                conn.close()
+                self._start(name)
+            else:
+                self._holding[name] = job.task.model
+            self._jobs[name] = None
+            outcomes.append(outcome)
+        return outcomes
+
+    def close(self) -> None:
+        for conn in self._conns.values():
+            with contextlib.suppress(BrokenPipeError, OSError):
+                conn.send(None)
+        for proc in self._procs.values():
+            proc.join(timeout=5)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()

@@ -129,7 +129,8 @@ def compile_storyboard(spec: StoryboardSpec) -> RenderPlan:
         if factor > 1:
             interpolate_id = f"interpolate:{sid}"
             params = {"backend": spec.models.interpolation.backend, "factor": factor,
-                      "base_frames": base_frames, "frames": span.rendered}
+                      "base_frames": base_frames, "frames": span.rendered, "ramp": spec.continuity.ramp,
+                      "chunks": chunk_ids, "windows": [[w.start, w.frames, w.used, w.overlap] for w in windows]}
             tasks.append(Task(interpolate_id, "interpolate", f"interpolate.{spec.models.interpolation.backend}", sid,
                               0, None, (0, span.rendered), "shot-output", None, params, tuple(chunk_ids)))
         shot_plans.append(ShotPlan(shot, span, base_frames, windows, key_ids, chunk_ids, interpolate_id))

@@ -12,7 +12,7 @@ import numpy as np
 from longvid import timing
 from longvid.graph import Task
 from longvid.stages.base import StageSpec
-from longvid.stitching.blend import mix
+from longvid.stitching.blend import blend_chunks, mix
 
 
 def resample(frames: Iterator[np.ndarray], output_frames: int, factor: float, between) -> Iterator[np.ndarray]:
@@ -38,11 +38,24 @@ def resample(frames: Iterator[np.ndarray], output_frames: int, factor: float, be
         yield between(current, following, t)
 
 
+def shot_frames(task: Task, inputs: Mapping[str, np.ndarray]) -> Iterator[np.ndarray]:
+    """A shot's base-rate frames, blended from its chunks (listed in the task's params), one chunk in memory."""
+    p = task.params
+    windows = [timing.ChunkWindow(i, *w) for i, w in enumerate(p["windows"])]
+
+    def chunk(i: int) -> np.ndarray:
+        if i and hasattr(inputs, "release"):
+            inputs.release(p["chunks"][i - 1])
+        return inputs[p["chunks"][i]]
+
+    return blend_chunks(windows, chunk, p["ramp"])
+
+
 class LinearInterpolate:
     """Crossfades neighbouring frames."""
 
     spec = StageSpec(name="interpolate.linear", kind="interpolate", code_version="1", inputs=("chunk",))
 
-    def __call__(self, task: Task, inputs: Mapping[str, Iterator[np.ndarray]]) -> Iterator[np.ndarray]:
+    def __call__(self, task: Task, inputs: Mapping[str, np.ndarray]) -> Iterator[np.ndarray]:
         p = task.params
-        return resample(inputs["frames"], p["frames"], p["factor"], mix)
+        return resample(shot_frames(task, inputs), p["frames"], p["factor"], mix)

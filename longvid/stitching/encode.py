@@ -6,12 +6,12 @@ only when complete, so the output path never holds half a video.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
+
+from longvid.cache import publish, temp_beside
 
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 
@@ -43,9 +43,7 @@ class Mp4Writer:
     def __enter__(self) -> Mp4Writer:
         import imageio_ffmpeg
 
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=".partial.mp4", dir=self.path.parent)
-        os.close(fd)
-        self._tmp = Path(tmp)
+        self._tmp = temp_beside(self.path, ".mp4")
         self._gen = imageio_ffmpeg.write_frames(
             str(self._tmp),
             self.size,
@@ -87,25 +85,3 @@ def video_rate(fps: float) -> Fraction:
         if abs(fps - float(ntsc)) < 0.001:
             return ntsc
     return Fraction(fps).limit_denominator(1000)
-
-
-def publish(tmp: Path, final: Path) -> None:
-    """Atomic publish: fsync the finished temporary file, then rename it over `final`."""
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, final)
-
-
-def write_atomic(path: str | Path, data: str) -> None:
-    """Write text to `path` through a temporary file and a rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

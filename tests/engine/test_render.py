@@ -10,7 +10,6 @@ from PIL import Image
 
 import longvid
 from longvid import timing
-from longvid.errors import RenderError
 from longvid.render import manifest_path
 from tests.conftest import SMALL, decode, probe, write
 
@@ -117,19 +116,29 @@ def test_user_image_is_the_keyframe(tmp_path):
     assert np.abs(first[:70, 90:150] - (200, 40, 180)).max() < 12
 
 
-def test_a_failed_render_leaves_nothing_at_the_output(small_storyboard, tmp_path, monkeypatch):
+def test_a_failing_task_is_retried_then_reported_while_independent_tasks_finish(small_storyboard, tmp_path,
+                                                                                monkeypatch, private_cache):
+    from longvid.render import TaskFailedError
     from longvid.stages import preview
 
-    calls = {"n": 0}
     real = preview.PreviewChunk.__call__
+    attempts = []
 
     def failing(self, task, inputs):
-        calls["n"] += 1
-        if calls["n"] == 4:
-            raise RenderError("the chunk model fell over")
+        if task.id == "chunk:hunt:1":
+            attempts.append(task.id)
+            raise ValueError("the chunk model fell over")
         return real(self, task, inputs)
 
     monkeypatch.setattr(preview.PreviewChunk, "__call__", failing)
-    with pytest.raises(RenderError, match="fell over"):
-        longvid.render(small_storyboard, tmp_path / "out" / "small.mp4")
-    assert list((tmp_path / "out").iterdir()) == []
+    with pytest.raises(TaskFailedError) as info:
+        longvid.render(small_storyboard, tmp_path / "out" / "small.mp4", max_attempts=2)
+    assert attempts == ["chunk:hunt:1"] * 2
+    record = info.value.failures["chunk:hunt:1"][-1]
+    assert (record["exception"], record["message"], record["attempt"]) == ("ValueError", "the chunk model fell over", 2)
+    assert "Traceback" in record["traceback"] and record["hint"]
+    assert "chunk:hunt:1: ValueError: the chunk model fell over after 2 attempt(s)" in str(info.value)
+    assert sorted(info.value.execution.ran) == sorted(
+        ["keyframe:wake:0", "keyframe:hunt:0", "keyframe:hunt:1", "keyframe:night:0", "chunk:wake:0",
+         "chunk:hunt:0", "chunk:night:0"])
+    assert not (tmp_path / "out" / "small.mp4").exists()
