@@ -200,10 +200,13 @@ def status(storyboard: Any, *, cache_dir: str | Path | None = None) -> list[Task
             out.append(store.status(project, task.id, keys[task.id], now))
             continue
         last = store.last(project, task.id)
+        rerun = [row.task for row in out if row.state != "fresh"]
         if last is None:
             out.append(TaskStatus(task.id, "missing", ("never_rendered",)))
-        elif last["key"] == keys[task.id]:
+        elif last["key"] == keys[task.id] and not rerun:
             out.append(TaskStatus(task.id, "fresh"))
+        elif last["key"] == keys[task.id]:
+            out.append(TaskStatus(task.id, "stale", (f"inputs_rerun: {len(rerun)} tasks",)))
         else:
             out.append(TaskStatus(task.id, "stale", tuple(explain_change(last, now)) or ("key_changed",)))
     return out

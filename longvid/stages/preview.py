@@ -12,7 +12,7 @@ import colorsys
 import functools
 import hashlib
 import textwrap
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont, ImageOps
@@ -92,23 +92,33 @@ class PreviewKeyframe:
 
 
 class PreviewChunk:
-    """Animates between keyframes through the camera move; returns ``frames`` frames (F x H x W x 3)."""
+    """Animates between keyframes through the camera move; returns ``frames`` frames (F x H x W x 3).
 
-    spec = StageSpec(name="preview.chunk", kind="chunk", code_version="1", inputs=("keyframe",), output="frames")
+    Low-memory mode (the retry after an out-of-memory error) streams the frames into the cache one at a time
+    instead of returning them as one array.
+    """
 
-    def __call__(self, task: Task, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
+    spec = StageSpec(name="preview.chunk", kind="chunk", code_version="1", inputs=("keyframe",), output="frames",
+                     low_memory={"stream_frames": True})
+
+    def __call__(self, task: Task, inputs: Mapping[str, np.ndarray]) -> np.ndarray | Iterator[np.ndarray]:
         # 1. check inputs
         p = task.params
-        width, height = p["width"], p["height"]
         keys = [(kf["at"], Image.fromarray(inputs[kf["task"]])) for kf in p["keyframes"]]
         if not keys:
             raise ValueError(f"{task.id}: a preview chunk needs at least one keyframe")
+        # 2. generate
+        frames = self._frames(p, keys)
+        if p.get("low_memory", {}).get("stream_frames"):
+            return frames
+        return np.stack(list(frames))
+
+    @staticmethod
+    def _frames(p: Mapping, keys: list[tuple[float, Image.Image]]) -> Iterator[np.ndarray]:
+        width, height = p["width"], p["height"]
         start_pose, end_pose = _CAMERA[p["camera"]]
         label = p["label"]
         font = _font(max(8, height // 30))
-
-        # 2. generate frame by frame
-        out = np.empty((p["frames"], height, width, 3), dtype=np.uint8)
         for i in range(p["frames"]):
             frame_index = p["start"] + i
             t = p["t0"] + frame_index * p["dt"]
@@ -129,8 +139,7 @@ class PreviewChunk:
             x, y = height // 40, height - font.size * 1.6
             draw.rectangle((0, y - font.size * 0.3, x * 2 + font.getlength(burn), height), fill=(0, 0, 0))
             draw.text((x, y), burn, font=font, fill=(255, 255, 255))
-            out[i] = np.asarray(frame)
-        return out
+            yield np.asarray(frame)
 
 
 def _between_keyframes(keys: list[tuple[float, Image.Image]], t: float) -> Image.Image:

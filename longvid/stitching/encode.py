@@ -6,6 +6,7 @@ only when complete, so the output path never holds half a video.
 
 from __future__ import annotations
 
+import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -43,6 +44,7 @@ class Mp4Writer:
     def __enter__(self) -> Mp4Writer:
         import imageio_ffmpeg
 
+        self._started = time.time()
         self._tmp = temp_beside(self.path, ".mp4")
         self._gen = imageio_ffmpeg.write_frames(
             str(self._tmp),
@@ -76,6 +78,10 @@ class Mp4Writer:
             self._tmp.unlink(missing_ok=True)
             return
         publish(self._tmp, self.path)
+        # Renders of this output that were killed mid-encode leave their partial files behind; sweep them.
+        for stale in self.path.parent.glob(f".{self.path.stem}.*.partial.mp4"):
+            if stale.stat().st_mtime < self._started:
+                stale.unlink(missing_ok=True)
 
 
 def video_rate(fps: float) -> Fraction:
