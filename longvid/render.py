@@ -101,12 +101,12 @@ def _prepare(spec: StoryboardSpec) -> tuple[RenderPlan, dict[str, str], dict[str
     return plan, versions, keys
 
 
-def make_pool(executor: str, devices: list[str], cache_root: Path, ray_address: str | None = None):
-    """The pool that runs tasks: this process, worker processes, or Ray actors."""
+def make_pool(executor: str, devices: list[str], cache_root: Path, ray_address: str | None = None, gpus: float = 1):
+    """The pool that runs tasks: this process, worker processes, or Ray actors (`gpus` per GPU actor)."""
     if executor == "ray":
         from longvid.execution.ray import RayPool
 
-        return RayPool(devices, cache_root, address=ray_address)
+        return RayPool(devices, cache_root, address=ray_address, gpus=gpus)
     if executor != "local":
         raise UserError(f"`executor` ({executor!r}) must be local or ray")
     from longvid.execution.local import InProcessPool, ProcessPool
@@ -154,7 +154,8 @@ def render(storyboard: Any, output: str | Path, *, cache_dir: str | Path | None 
     project = project_id(spec)
 
     # 3. execute everything but the stitch; finished work comes from the cache
-    pool = make_pool(executor, device_list, store.root, ray_address)
+    gpus = max((get_stage(stage).spec.resources.get("gpus", 0) for stage in versions if stage != "stitch"), default=0)
+    pool = make_pool(executor, device_list, store.root, ray_address, gpus=gpus or 1)
     execution = execute(plan, keys, versions, store, pool, project=project, report=report, max_attempts=max_attempts)
     if execution.failed:
         raise TaskFailedError(execution)

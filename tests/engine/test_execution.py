@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -75,10 +76,8 @@ def test_worker_count_does_not_change_a_single_frame(small_storyboard, tmp_path)
 def read_events(path: Path) -> list[dict]:
     events = []
     for line in path.read_text().splitlines():
-        try:
+        with contextlib.suppress(json.JSONDecodeError):  # the line the kill cut short
             events.append(json.loads(line))
-        except json.JSONDecodeError:
-            pass  # the line the kill cut short
     return events
 
 
