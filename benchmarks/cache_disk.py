@@ -10,6 +10,7 @@ round trip checks the storage is lossless.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import tempfile
 import time
@@ -27,6 +28,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/clips")
     args = parser.parse_args()
+    logging.getLogger("imageio_ffmpeg").setLevel(logging.ERROR)  # it warns that we asked ffmpeg to rescale
     clips = sorted(args.clips.glob("*.mp4"))
     if not clips:
         print(f"no clips in {args.clips}")

@@ -291,6 +291,11 @@ def validate(storyboard: StoryboardArg) -> None:
         out.print(f"note: {note}")
 
 
+class Planner(str, Enum):
+    rules = "rules"
+    llm = "llm"
+
+
 @app.command()
 @_guarded
 def plan(
@@ -303,17 +308,46 @@ def plan(
     seed: Annotated[int, typer.Option(min=0, help="Storyboard seed.")] = 0,
     style: Annotated[str, typer.Option(help="A style line added to every prompt.")] = "",
     title: Annotated[str | None, typer.Option(help="Title (default: from the prompt).")] = None,
+    planner: Annotated[Planner, typer.Option(help="rules (deterministic, offline) or llm.")] = Planner.rules,
+    llm_base_url: Annotated[str | None, typer.Option("--llm-base-url", envvar="LONGVID_LLM_BASE_URL",
+                                                     help="OpenAI-compatible API root, e.g. http://localhost:11434/v1")] = None,
+    llm_model: Annotated[str | None, typer.Option("--llm-model", envvar="LONGVID_LLM_MODEL", help="Model name.")] = None,
+    llm_api_key_env: Annotated[str | None, typer.Option("--llm-api-key-env", help="Environment variable holding the "
+                                                        "API key (default LONGVID_LLM_API_KEY, then OPENAI_API_KEY).")] = None,
+    llm_timeout: Annotated[float, typer.Option("--llm-timeout", min=1, help="Seconds to wait for one reply.")] = 120,
+    repair_rounds: Annotated[int, typer.Option(min=0, help="Times validation errors go back to the model.")] = 3,
+    fallback: Annotated[Planner | None, typer.Option(help="rules: if the LLM fails, use the rule-based plan.")] = None,
 ) -> None:
-    """Turn PROMPT into a storyboard (rule-based planner, deterministic)."""
+    """Turn PROMPT into a storyboard, by rules (deterministic) or with an LLM."""
     from longvid.cache import write_atomic
-    from longvid.planners.rules import plan_from_prompt
 
-    try:
-        spec = plan_from_prompt(prompt, duration=duration, fps=fps, width=width, height=height, seed=seed,
-                                style=style, title=title)
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
-    text = f"# planned by longvid {__version__} from: {prompt[:80]!r}\n" + spec.to_yaml()
+    if planner is Planner.llm:
+        from longvid.planners.llm import LLMConfig, plan_with_llm
+
+        if not llm_base_url or not llm_model:
+            raise UserError("--planner llm needs --llm-base-url and --llm-model (or LONGVID_LLM_BASE_URL and "
+                            "LONGVID_LLM_MODEL), e.g. --llm-base-url http://localhost:11434/v1 --llm-model qwen2.5:14b")
+        config = LLMConfig(llm_base_url, llm_model, api_key_env=llm_api_key_env, timeout=llm_timeout,
+                           repair_rounds=repair_rounds)
+        result = plan_with_llm(prompt, config, duration=duration, fps=fps, width=width, height=height, seed=seed,
+                               style=style, fallback=fallback.value if fallback else None)
+        for note in result.notes:
+            err.print(f"{'warning' if result.used_fallback else 'note'}: {note}", markup=False)
+        spec = result.storyboard
+        origin = "rules (fallback)" if result.used_fallback else f"llm {llm_model} ({result.rounds} round(s))"
+    else:
+        from longvid.planners.rules import plan_from_prompt
+
+        try:
+            spec = plan_from_prompt(prompt, duration=duration, fps=fps, width=width, height=height, seed=seed,
+                                    style=style, title=title)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+        origin = "rules"
+    if title:
+        spec.title = title
+    header = f"# planned by longvid {__version__} ({origin}) from: {prompt[:80]!r}\n"
+    text = header + spec.to_yaml()
     if output is None:
         out.print(text, end="", markup=False)
         return
