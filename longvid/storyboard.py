@@ -110,10 +110,27 @@ class KeyframeModelSpec(_Spec):
 
 
 class InterpolationSpec(_Spec):
-    """Raise the frame rate: chunks are generated at ``fps / factor`` and interpolated up to ``fps``."""
+    """Raise the frame rate: chunks are generated at a base rate and interpolated up to ``fps``.
 
-    backend: Literal["linear"] = "linear"
-    factor: int = Field(1, ge=1, le=8)
+    Give `factor` (output over base rate; 1.5 turns 16 fps into 24) or `base_fps` (the rate to generate at).
+    """
+
+    backend: Literal["auto", "rife", "rife-ncnn", "flow", "linear"] = Field(
+        "auto", description="auto: rife if its weights are fetched, else flow (OpenCV), else linear.")
+    model: str | None = Field(None, description="rife: a fetched model name or a flownet.pkl path; "
+                                                "rife-ncnn: a RIFE ncnn model folder.")
+    factor: float | None = Field(None, ge=1, le=16)
+    base_fps: float | None = Field(None, gt=0)
+    scene_threshold: float | None = Field(0.4, ge=0, le=2, description="Frames whose colour histograms differ "
+                                          "more than this (0 same, 2 disjoint) are a cut: never blended. null: off")
+
+    @model_validator(mode="after")
+    def _one_rate(self) -> InterpolationSpec:
+        if self.factor is not None and self.base_fps is not None:
+            raise ValueError(f"give `factor` ({self.factor:g}) or `base_fps` ({self.base_fps:g}), not both")
+        if self.backend == "rife-ncnn" and not self.model:
+            raise ValueError("the rife-ncnn backend needs `model`: the folder of a RIFE ncnn model")
+        return self
 
 
 class ModelsSpec(_Spec):
@@ -182,6 +199,14 @@ class StoryboardSpec(_Spec):
     @property
     def duration(self) -> float:
         return sum(shot.duration for shot in self.shots)
+
+    @property
+    def interpolation_factor(self) -> float:
+        """Output rate over the rate chunks are generated at (1: no interpolation)."""
+        interp = self.models.interpolation
+        if interp.base_fps is not None:
+            return self.fps / interp.base_fps
+        return interp.factor or 1.0
 
     @property
     def total_frames(self) -> int:
@@ -283,6 +308,12 @@ def check_semantics(spec: StoryboardSpec) -> list[Problem]:
                     f"together they need more than its {t.frames} frames",
                 )
 
+    interp = spec.models.interpolation
+    if interp.base_fps is not None and interp.base_fps > spec.fps:
+        add(("models", "interpolation", "base_fps"),
+            f"`base_fps` ({interp.base_fps:g}) must not exceed the output `fps` ({spec.fps:g})")
+    if interp.backend == "rife-ncnn" and interp.model and not (spec.base_dir / interp.model).is_dir():
+        add(("models", "interpolation", "model"), f"RIFE ncnn model folder not found: {spec.base_dir / interp.model}")
     chunk = spec.models.video.chunk_frames
     rule = timing.FrameRule.parse(PREVIEW_FRAME_RULE)
     legal = rule.at_least(chunk)

@@ -98,8 +98,12 @@ def execute(plan: RenderPlan, keys: dict[str, str], versions: dict[str, str], st
                 report(Event("started", task.kind, task.id, worker=worker, message=f"attempt {attempt.attempt}"
                              + (" (low memory)" if attempt.low_memory else "")))
             wakeup = scheduler.next_wakeup(now)
-            timeout = None if scheduler.running else (max(0.0, wakeup - now) if wakeup is not None else 0.0)
-            for outcome in pool.wait(timeout):
+            if not scheduler.running:
+                if wakeup is None and not scheduler.finished:
+                    raise RuntimeError(f"scheduler stalled: nothing runs or waits; ready: {scheduler.ready(now)}")
+                time.sleep(max(0.0, (wakeup or now) - now))  # only a retry waiting out its backoff
+                continue
+            for outcome in pool.wait(None if wakeup is None else max(0.0, wakeup - now)):
                 _settle(outcome, tasks[outcome.task], scheduler, store, project, result, report,
                         time.monotonic() - began)
     finally:

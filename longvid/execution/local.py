@@ -16,7 +16,7 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 
 from longvid.cache import ArtifactStore
-from longvid.execution.worker import JobSpec, Outcome, StageCache, run_job
+from longvid.execution.worker import JobSpec, Outcome, StageCache, run_job, worker_died
 
 
 def device_env(device: str) -> dict[str, str]:
@@ -144,11 +144,7 @@ class ProcessPool:
                 continue  # spurious wake-up
             if outcome is None:  # the process died under the job
                 proc.join(timeout=1)
-                outcome = Outcome(job.task.id, name, False, failure={
-                    "task": job.task.id, "stage": job.task.stage, "inputs": sorted(job.input_keys),
-                    "attempt": job.attempt, "exception": "WorkerDied",
-                    "message": f"worker {name} died (exit code {proc.exitcode})", "traceback": "",
-                    "hint": "the worker was replaced and the task will run again", "out_of_memory": False})
+                outcome = worker_died(job, name, f"worker {name} died (exit code {proc.exitcode})")
                 self.restarts += 1
                 conn.close()
                 self._start(name)

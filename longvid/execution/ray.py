@@ -13,7 +13,7 @@ from longvid._imports import require
 from longvid.cache import ArtifactStore
 from longvid.execution import faults
 from longvid.execution.local import device_env
-from longvid.execution.worker import JobSpec, Outcome, StageCache, run_job
+from longvid.execution.worker import JobSpec, Outcome, StageCache, run_job, worker_died
 
 
 class _Actor:
@@ -84,11 +84,7 @@ class RayPool:
                 outcome = self.ray.get(ref)
                 self._holding[worker] = job.task.model
             except self.ray.exceptions.RayError as exc:  # the actor died under the job
-                outcome = Outcome(job.task.id, worker, False, failure={
-                    "task": job.task.id, "stage": job.task.stage, "inputs": sorted(job.input_keys),
-                    "attempt": job.attempt, "exception": "WorkerDied", "message": f"Ray actor {worker} died: {exc}",
-                    "traceback": "", "hint": "the actor was replaced and the task will run again",
-                    "out_of_memory": False})
+                outcome = worker_died(job, worker, f"Ray actor {worker} died: {exc}")
                 self.restarts += 1
                 self._actors[worker] = self._start(worker)
                 self._holding[worker] = None

@@ -92,6 +92,20 @@ def hint_for(exc: BaseException, job: JobSpec) -> str:
     return "see the traceback; run with --debug to see it in full"
 
 
+def failed(job: JobSpec, worker: str, exception: str, message: str, *, traceback_text: str = "", hint: str = "",
+           out_of_memory: bool = False, seconds: float = 0.0) -> Outcome:
+    """The outcome of a job that failed, carrying its failure record."""
+    return Outcome(job.task.id, worker, False, seconds, failure={
+        "task": job.task.id, "stage": job.task.stage, "inputs": sorted(job.input_keys), "attempt": job.attempt,
+        "exception": exception, "message": message, "traceback": traceback_text, "hint": hint,
+        "out_of_memory": out_of_memory})
+
+
+def worker_died(job: JobSpec, worker: str, message: str) -> Outcome:
+    """The outcome of a job whose worker died under it: it will run again on the replacement."""
+    return failed(job, worker, "WorkerDied", message, hint="the worker was replaced and the task will run again")
+
+
 def run_job(job: JobSpec, store: ArtifactStore, stages: StageCache, worker: str) -> Outcome:
     """Run one job and publish its output; any exception becomes a failure record."""
     task = job.task
@@ -107,14 +121,6 @@ def run_job(job: JobSpec, store: ArtifactStore, stages: StageCache, worker: str)
                                                          "attempt": job.attempt, "low_memory": job.low_memory})
         return Outcome(task.id, worker, True, seconds, record)
     except Exception as exc:  # a failing task is a record, never a crash of the executor
-        return Outcome(task.id, worker, False, time.perf_counter() - began, failure={
-            "task": task.id,
-            "stage": task.stage,
-            "inputs": sorted(job.input_keys),
-            "attempt": job.attempt,
-            "exception": type(exc).__name__,
-            "message": str(exc),
-            "traceback": traceback.format_exc(),
-            "hint": hint_for(exc, job),
-            "out_of_memory": is_out_of_memory(exc),
-        })
+        return failed(job, worker, type(exc).__name__, str(exc), traceback_text=traceback.format_exc(),
+                      hint=hint_for(exc, job), out_of_memory=is_out_of_memory(exc),
+                      seconds=time.perf_counter() - began)

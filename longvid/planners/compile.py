@@ -15,6 +15,7 @@ from pathlib import Path
 
 from longvid import timing
 from longvid.graph import RenderGraph, Task
+from longvid.models import resolve_interpolation
 from longvid.seeds import derive_seed
 from longvid.storyboard import PREVIEW_FRAME_RULE, KeyframeSpec, ShotSpec, StoryboardSpec
 
@@ -42,7 +43,7 @@ class RenderPlan:
     segments: list[timing.Segment]
     chunk_frames: int
     frame_rule: timing.FrameRule
-    factor: int
+    factor: float
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -58,7 +59,13 @@ def compile_storyboard(spec: StoryboardSpec) -> RenderPlan:
     chunk = rule.at_least(asked)
     if chunk != asked:
         notes.append(f"chunk_frames {asked} -> {chunk}: the {spec.models.video.family} backend takes {rule} frames")
-    factor = spec.models.interpolation.factor
+    factor = spec.interpolation_factor
+    interp = spec.models.interpolation
+    backend, interp_model, why = resolve_interpolation(interp.backend, interp.model)
+    if interp.backend == "rife-ncnn" and interp_model:
+        interp_model = str((spec.base_dir / interp_model).resolve())
+    if factor > 1 and why:
+        notes.append(why)
     overlap = spec.continuity.overlap_frames
     base_fps = spec.fps / factor
 
@@ -128,11 +135,12 @@ def compile_storyboard(spec: StoryboardSpec) -> RenderPlan:
         interpolate_id = None
         if factor > 1:
             interpolate_id = f"interpolate:{sid}"
-            params = {"backend": spec.models.interpolation.backend, "factor": factor,
-                      "base_frames": base_frames, "frames": span.rendered, "ramp": spec.continuity.ramp,
-                      "chunks": chunk_ids, "windows": [[w.start, w.frames, w.used, w.overlap] for w in windows]}
-            tasks.append(Task(interpolate_id, "interpolate", f"interpolate.{spec.models.interpolation.backend}", sid,
-                              0, None, (0, span.rendered), "shot-output", None, params, tuple(chunk_ids)))
+            params = {"backend": backend, "model": interp_model, "factor": factor, "base_frames": base_frames,
+                      "frames": span.rendered, "scene_threshold": interp.scene_threshold,
+                      "ramp": spec.continuity.ramp, "chunks": chunk_ids,
+                      "windows": [[w.start, w.frames, w.used, w.overlap] for w in windows]}
+            tasks.append(Task(interpolate_id, "interpolate", "interpolate", sid, 0, None, (0, span.rendered),
+                              "shot-output", interp_model, params, tuple(chunk_ids)))
         shot_plans.append(ShotPlan(shot, span, base_frames, windows, key_ids, chunk_ids, interpolate_id))
 
     # 4. one stitch over the whole timeline

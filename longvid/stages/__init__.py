@@ -9,7 +9,7 @@ from longvid.stages.base import Stage, StageSpec
 _REGISTRY = {
     "preview.keyframe": ("longvid.stages.preview", "PreviewKeyframe"),
     "preview.chunk": ("longvid.stages.preview", "PreviewChunk"),
-    "interpolate.linear": ("longvid.stages.interpolate", "LinearInterpolate"),
+    "interpolate": ("longvid.stages.interpolate", "Interpolate"),
 }
 
 

@@ -133,7 +133,7 @@ class PreviewChunk:
             else:
                 box = (x0, y0, x0 + crop_w, y0 + crop_h)
                 frame = picture.resize((width, height), Image.Resampling.BILINEAR, box=box)
-            output_frame = label["first_output_frame"] + frame_index * label["factor"]
+            output_frame = label["first_output_frame"] + round(frame_index * label["factor"])
             burn = f"{label['shot']}  {timing.frames_to_timecode(output_frame, p['fps'])}  #{output_frame}"
             draw = ImageDraw.Draw(frame)
             x, y = height // 40, height - font.size * 1.6

