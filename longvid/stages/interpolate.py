@@ -16,6 +16,7 @@ instead of blending two unrelated ones. Any ratio works: 16 -> 24 fps uses times
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
@@ -170,7 +171,9 @@ def make_interpolator(backend: str, model: str | None = None) -> Interpolator:
     if backend == "rife-ncnn":
         if not model:
             raise ValueError("the rife-ncnn backend needs `model`: a RIFE ncnn model folder")
-        return NcnnInterpolator(model)
+        # Vulkan GPU 0 on a GPU worker, the CPU otherwise; LONGVID_NCNN_GPU picks another (-1: the CPU).
+        default = "0" if os.environ.get("LONGVID_DEVICE") == "cuda" else "-1"
+        return NcnnInterpolator(model, gpu=int(os.environ.get("LONGVID_NCNN_GPU", default)))
     raise ValueError(f"unknown interpolation backend {backend!r}")
 
 
