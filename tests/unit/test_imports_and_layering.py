@@ -80,7 +80,7 @@ def test_missing_extra_names_the_install_command():
 
     with pytest.raises(MissingDependencyError) as info:
         require("surely_not_installed_pkg", extra="ray", feature="`--executor ray`")
-    assert str(info.value).startswith("`--executor ray` needs Surely_not_installed_pkg: pip install 'longvid[ray]'")
+    assert str(info.value).startswith("`--executor ray` needs surely_not_installed_pkg: pip install 'longvid[ray]'")
 
 
 def test_public_api_is_sorted_and_complete():
