@@ -42,7 +42,6 @@ out = Console(highlight=False, soft_wrap=True, markup=False)
 _state = {"debug": False}
 
 
-
 def _guarded(command):
     """Turn longvid's errors into one message per problem and the contract's exit code."""
 
@@ -57,7 +56,7 @@ def _guarded(command):
                 traceback.print_exc()
             problems = exc.problems if isinstance(exc, StoryboardError) else [f"error: {exc}"]
             for problem in problems:
-                err.print(str(problem), markup=False)
+                err.print(str(problem))
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             err.print("interrupted")
@@ -65,7 +64,7 @@ def _guarded(command):
         except Exception as exc:
             if _state["debug"]:
                 traceback.print_exc()
-            err.print(f"error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", markup=False)
+            err.print(f"error: {type(exc).__name__}: {exc} (run with --debug for the traceback)")
             raise typer.Exit(1) from None
 
     return run
@@ -149,7 +148,7 @@ class RichProgress:
         elif event.type == "succeeded":
             self.kinds.update(row, advance=1)
         elif event.type in ("retried", "failed"):
-            err.print(f"{event.type}: {event.task} on {event.worker}: {event.message}", markup=False)
+            err.print(f"{event.type}: {event.task} on {event.worker}: {event.message}")
         elif event.type == "frames":
             self.kinds.update(row, total=event.total, completed=event.done)
 
@@ -223,7 +222,7 @@ def status(storyboard: StoryboardArg, cache: CacheOption = None) -> None:
     rows = task_status(storyboard, cache_dir=cache)
     width = max(len(r.task) for r in rows)
     for row in rows:
-        out.print(f"{row.task:<{width}}  {row.state:<7}  {'; '.join(row.reasons)}".rstrip(), markup=False)
+        out.print(f"{row.task:<{width}}  {row.state:<7}  {'; '.join(row.reasons)}".rstrip())
     counts = {state: sum(r.state == state for r in rows) for state in ("fresh", "stale", "missing")}
     redo = counts["stale"] + counts["missing"]
     out.print(f"{counts['fresh']} fresh, {counts['stale']} stale, {counts['missing']} missing: "
@@ -258,7 +257,7 @@ def interpolate(
     summary = interpolate_video(source, output, fps=fps, factor=factor, backend=backend.value, model=model,
                                 scene_threshold=scene_threshold, crf=crf, preset=preset.value)
     if summary["note"]:
-        err.print(f"note: {summary['note']}", markup=False)
+        err.print(f"note: {summary['note']}")
     out.print(f"wrote {output}: {summary['input_frames']} frames at {summary['input_fps']:g} fps -> "
               f"{summary['frames']} at {summary['fps']:g} fps ({summary['backend']}) in {summary['seconds']:.1f} s")
 
@@ -276,7 +275,7 @@ def models_list() -> None:
     out.print(f"models folder: {models_dir()}")
     for name, info in sorted(MODELS.items()):
         path = installed(name)
-        out.print(f"{name:<10} {str(path) if path else 'not fetched':<50} {info.license}", markup=False)
+        out.print(f"{name:<10} {str(path) if path else 'not fetched':<50} {info.license}")
 
 
 @models_app.command("fetch")
@@ -400,7 +399,7 @@ def plan(
         result = plan_with_llm(prompt, config, duration=duration, fps=fps, width=width, height=height, seed=seed,
                                style=style, fallback=fallback.value if fallback else None)
         for note in result.notes:
-            err.print(f"{'warning' if result.used_fallback else 'note'}: {note}", markup=False)
+            err.print(f"{'warning' if result.used_fallback else 'note'}: {note}")
         spec = result.storyboard
         origin = "rules (fallback)" if result.used_fallback else f"llm {llm_model} ({result.rounds} round(s))"
     else:
@@ -417,7 +416,7 @@ def plan(
     header = f"# planned by longvid {__version__} ({origin}) from: {prompt[:80]!r}\n"
     text = header + spec.to_yaml()
     if output is None:
-        out.print(text, end="", markup=False)
+        out.print(text, end="")
         return
     write_atomic(output, text)
     out.print(f"wrote {output}: {len(spec.shots)} shots, {spec.duration:g} s")
@@ -433,7 +432,7 @@ def schema(
 
     text = json.dumps(json_schema(), indent=2) + "\n"
     if output is None:
-        out.print(text, end="", markup=False)
+        out.print(text, end="")
     else:
         from longvid.cache import write_atomic
 
@@ -469,7 +468,7 @@ def graph(
     else:
         render_graph = compile_storyboard(spec).graph
         text = to_dot(render_graph.graph, spec.title) if format is GraphFormat.dot else render_graph.to_json() + "\n"
-    out.print(text, end="", markup=False)
+    out.print(text, end="")
 
 
 # ---------------------------------------------------------------------------------------------------- entry

@@ -6,8 +6,8 @@ from tests.conftest import run_cli, write
 
 
 def test_brackets_in_messages_survive(tmp_path):
-    board = write(tmp_path / "s.yaml", "shots: [{prompt: '[bold]a cat', duration: 1, camra: x}]\n")
+    board = write(tmp_path / "s.yaml", "shots: [{prompt: a cat, duration: 1, '[b]camra': x}]\n")
     result = run_cli("validate", str(board))
-    assert result.returncode == 2 and "unknown key `camra`" in result.stderr
+    assert result.returncode == 2 and "unknown key `[b]camra`" in result.stderr
     planned = run_cli("plan", "[red] a fox in the snow", "--duration", "4")
     assert planned.returncode == 0 and "prompt: '[red] a fox in the snow'" in planned.stdout
