@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import signal
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 
@@ -63,6 +64,8 @@ class InProcessPool:
 def _worker_main(conn: Connection, name: str, device: str, cache_root: str) -> None:
     # Runs in a fresh (spawned) interpreter: pin the device before any stage imports torch.
     os.environ.update(device_env(device))
+    # Ctrl-C reaches the whole process group: the parent handles it and closes the pool; workers stay quiet.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     store, stages = ArtifactStore(cache_root), StageCache()
     while True:
         try:

@@ -219,3 +219,25 @@ def test_bad_devices_and_workers_exit_2(small_storyboard, tmp_path):
     assert zero.returncode == 2
     assert list(tmp_path.iterdir()) == [small_storyboard]
 
+
+
+def test_ctrl_c_stops_cleanly_and_the_next_render_resumes(tmp_path, private_cache):
+    board = write(tmp_path / "story.yaml", many_shots(shots=8, seconds=2))
+    output, log = tmp_path / "out.mp4", tmp_path / "events.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "longvid", "render", str(board), "-o", str(output), "-q",
+                             "--workers", "2", "--log-json", str(log)], cwd=ROOT, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)  # its own process group, like a job in a terminal
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if log.exists() and sum(e["type"] == "succeeded" for e in read_events(log)) >= 6:
+            break
+        time.sleep(0.01)
+    assert proc.poll() is None, "the render finished before it could be interrupted"
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: the terminal signals the whole process group
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    assert not output.exists()
+    done = {e["task"] for e in read_events(log) if e["type"] == "succeeded"}
+    manifest = longvid.render(board, output)
+    assert manifest["execution"]["cached"] >= len(done) >= 6
