@@ -1,7 +1,9 @@
 """Progress events: what the executor reports, for live displays and for ``--log-json``.
 
-Event types: ``queued``, ``started``, ``succeeded``, ``failed`` (per task), ``frames`` (encoding progress),
-``finished`` (the render). Kinds: ``keyframe``, ``chunk``, ``interpolate``, ``encode``.
+Event types: per task ``queued``, ``cached`` (found in the cache, will not run), ``started`` (with the worker and
+the attempt), ``succeeded`` (with seconds), ``retried`` and ``failed`` (with the exception and a hint); then
+``frames`` (encoding progress) and ``finished`` (the render). Kinds: ``keyframe``, ``chunk``, ``interpolate``,
+``encode``.
 """
 
 from __future__ import annotations
