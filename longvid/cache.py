@@ -41,10 +41,22 @@ def canonical_json(value: Any) -> str:
 
 def task_key(stage: str, code_version: str, params: Mapping[str, Any], seed: int | None, model: str | None,
              input_keys: Sequence[str]) -> str:
-    """The content signature of one task (hex sha256)."""
-    payload = {"stage": stage, "code_version": code_version, "params": params, "seed": seed, "model": model,
-               "inputs": list(input_keys)}
+    """The content signature of one task (hex sha256).
+
+    Parameters whose name starts with ``_`` (at any depth) say *where* something is, not what it is, e.g. the path
+    of a user's image next to its sha256: they are left out, so moving a project keeps its cache.
+    """
+    payload = {"stage": stage, "code_version": code_version, "params": _content(params), "seed": seed,
+               "model": model, "inputs": list(input_keys)}
     return hashlib.sha256(canonical_json(payload).encode()).hexdigest()
+
+
+def _content(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _content(v) for k, v in value.items() if not str(k).startswith("_")}
+    if isinstance(value, list | tuple):
+        return [_content(v) for v in value]
+    return value
 
 
 def default_cache_dir() -> Path:

@@ -163,5 +163,5 @@ def _image_param(spec: StoryboardSpec, image: str | None) -> dict | None:
     if image is None:
         return None
     path = (spec.base_dir / image).resolve()
-    return {"path": str(path), "sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest()}
+    return {"_path": str(path), "sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest()}
 

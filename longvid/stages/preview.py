@@ -50,7 +50,7 @@ class PreviewKeyframe:
         p = task.params
         width, height = p["width"], p["height"]
         if p.get("image"):
-            with Image.open(p["image"]["path"]) as user_image:
+            with Image.open(p["image"]["_path"]) as user_image:
                 fitted = ImageOps.fit(user_image.convert("RGB"), (width, height), Image.Resampling.LANCZOS)
             return np.asarray(fitted, dtype=np.uint8).copy()
 

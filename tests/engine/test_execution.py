@@ -241,3 +241,26 @@ def test_ctrl_c_stops_cleanly_and_the_next_render_resumes(tmp_path, private_cach
     done = {e["task"] for e in read_events(log) if e["type"] == "succeeded"}
     manifest = longvid.render(board, output)
     assert manifest["execution"]["cached"] >= len(done) >= 6
+
+
+def test_moving_a_project_keeps_its_cache(tmp_path, private_cache):
+    from PIL import Image
+
+    project = tmp_path / "project"
+    project.mkdir()
+    Image.new("RGB", (64, 64), (20, 120, 220)).save(project / "key.png")
+    write(project / "story.yaml", """\
+        fps: 12
+        width: 160
+        height: 96
+        shots:
+          - {id: a, prompt: mine, duration: 1, keyframes: [{at: 0, image: key.png}]}
+        """)
+    first = longvid.render(project / "story.yaml", tmp_path / "a.mp4")
+    moved = project.rename(tmp_path / "moved")
+    second = longvid.render(moved / "story.yaml", tmp_path / "b.mp4")
+    assert second["execution"]["ran"] == 0 and second["execution"]["cached"] == first["execution"]["ran"] == 2
+    (moved / "key.png").unlink()
+    Image.new("RGB", (64, 64), (220, 20, 20)).save(moved / "key.png")  # same path, other content
+    third = longvid.render(moved / "story.yaml", tmp_path / "c.mp4")
+    assert third["execution"]["ran"] == 2

@@ -103,3 +103,10 @@ def test_clean_by_age_then_least_recently_used(tmp_path):
     os.utime(store.folder("03" * 32) / "record.json", (now - 100, now - 100))
     store.clean(max_bytes=size, now=now)
     assert store.has("02" * 32) and not store.has("03" * 32)
+
+
+def test_locations_are_not_content():
+    here = key(params={"image": {"_path": "/home/a/key.png", "sha256": "abc"}})
+    there = key(params={"image": {"_path": "/mnt/b/key.png", "sha256": "abc"}})
+    other = key(params={"image": {"_path": "/home/a/key.png", "sha256": "def"}})
+    assert here == there != other
