@@ -13,6 +13,7 @@ import contextlib
 import multiprocessing
 import os
 import signal
+import threading
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 
@@ -64,7 +65,8 @@ class InProcessPool:
 def _worker_main(conn: Connection, name: str, device: str, cache_root: str) -> None:
     # Runs in a fresh (spawned) interpreter: pin the device before any stage imports torch.
     os.environ.update(device_env(device))
-    # Ctrl-C reaches the whole process group: the parent handles it and closes the pool; workers stay quiet.
+    # Ctrl-C reaches the whole process group: the parent handles it and closes the pool; workers stay quiet
+    # (SIGINT is already ignored from the spawn on; this keeps it so whoever started the process).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     store, stages = ArtifactStore(cache_root), StageCache()
     while True:
@@ -98,8 +100,8 @@ class ProcessPool:
         self._jobs: dict[str, JobSpec | None] = {}
         self._holding: dict[str, str | None] = {}
         self.restarts = 0
-        for name in self.devices:
-            self._start(name)
+        for name in self.devices:  # a worker process starts with its first job: none when all is cached
+            self._jobs[name], self._holding[name] = None, None
 
     @staticmethod
     def _name(device: str, index: int, devices: list[str]) -> str:
@@ -109,7 +111,15 @@ class ProcessPool:
         parent, child = self.context.Pipe()
         proc = self.context.Process(target=_worker_main, args=(child, name, self.devices[name], self.cache_root),
                                     name=f"longvid-worker-{name}", daemon=True)
-        proc.start()
+        # Spawn with SIGINT ignored: an ignored signal stays ignored across exec, so a Ctrl-C that lands while the
+        # worker is still importing cannot kill it with a traceback (its own handler is not installed yet).
+        main = threading.current_thread() is threading.main_thread()  # only the main thread may set handlers
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+        try:
+            proc.start()
+        finally:
+            if main:
+                signal.signal(signal.SIGINT, previous)
         child.close()
         self._procs[name], self._conns[name], self._jobs[name], self._holding[name] = proc, parent, None, None
 
@@ -123,6 +133,8 @@ class ProcessPool:
         return self._holding[worker]
 
     def submit(self, worker: str, job: JobSpec) -> None:
+        if worker not in self._procs:
+            self._start(worker)
         self._jobs[worker] = job
         self._conns[worker].send(job)
 

@@ -264,3 +264,14 @@ def test_moving_a_project_keeps_its_cache(tmp_path, private_cache):
     Image.new("RGB", (64, 64), (220, 20, 20)).save(moved / "key.png")  # same path, other content
     third = longvid.render(moved / "story.yaml", tmp_path / "c.mp4")
     assert third["execution"]["ran"] == 2
+
+
+def test_worker_processes_can_be_used_from_a_thread(small_storyboard, tmp_path):
+    import threading
+
+    result = {}
+    thread = threading.Thread(target=lambda: result.update(
+        manifest=longvid.render(small_storyboard, tmp_path / "t.mp4", workers=2)))
+    thread.start()
+    thread.join(timeout=120)
+    assert result["manifest"]["execution"]["ran"] == 8
