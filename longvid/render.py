@@ -91,17 +91,17 @@ def project_id(spec: StoryboardSpec) -> str:
     return spec.source or f"title:{spec.title}"
 
 
-def _prepare(spec: StoryboardSpec) -> tuple[RenderPlan, dict[str, str], dict[str, str]]:
+def _prepare(spec: StoryboardSpec) -> tuple[RenderPlan, dict[str, str], dict[str, str], float]:
+    """The plan, code version per stage, cache key per task, and GPUs a GPU worker should reserve."""
     plan = compile_storyboard(spec)
-    versions = {"stitch": STITCH_VERSION}
-    for task in plan.graph:
-        if task.stage not in versions:
-            versions[task.stage] = get_stage(task.stage).spec.code_version
+    specs = {task.stage: get_stage(task.stage).spec for task in plan.graph if task.stage != "stitch"}
+    versions = {"stitch": STITCH_VERSION} | {name: s.code_version for name, s in specs.items()}
+    gpus = max((s.resources.get("gpus", 0) for s in specs.values()), default=0) or 1
     keys: dict[str, str] = {}
     for task in plan.graph:  # topological order: inputs first
         keys[task.id] = task_key(task.stage, versions[task.stage], task.params, task.seed, task.model,
                                  [keys[d] for d in task.deps])
-    return plan, versions, keys
+    return plan, versions, keys, gpus
 
 
 def make_pool(executor: str, devices: list[str], cache_root: Path, ray_address: str | None = None, gpus: float = 1):
@@ -152,13 +152,12 @@ def render(storyboard: Any, output: str | Path, *, cache_dir: str | Path | None 
     device_list = resolve_devices(workers, devices)
 
     # 2. compile: tasks, code versions, cache keys
-    plan, versions, keys = _prepare(spec)
+    plan, versions, keys, gpus = _prepare(spec)
     store = ArtifactStore(cache_dir if cache_dir is not None else default_cache_dir())
     project = project_id(spec)
 
     # 3. execute everything but the stitch; finished work comes from the cache
-    gpus = max((get_stage(stage).spec.resources.get("gpus", 0) for stage in versions if stage != "stitch"), default=0)
-    pool = make_pool(executor, device_list, store.root, ray_address, gpus=gpus or 1)
+    pool = make_pool(executor, device_list, store.root, ray_address, gpus=gpus)
     execution = execute(plan, keys, versions, store, pool, project=project, report=report, max_attempts=max_attempts)
     if execution.failed:
         raise TaskFailedError(execution)
@@ -194,7 +193,7 @@ def render(storyboard: Any, output: str | Path, *, cache_dir: str | Path | None 
 def status(storyboard: Any, *, cache_dir: str | Path | None = None) -> list[TaskStatus]:
     """Every task of the storyboard, fresh, stale or missing in the cache, with the reasons it would run again."""
     spec = as_spec(storyboard)
-    plan, versions, keys = _prepare(spec)
+    plan, versions, keys, _ = _prepare(spec)
     store = ArtifactStore(cache_dir if cache_dir is not None else default_cache_dir())
     project = project_id(spec)
     out = []

@@ -76,7 +76,8 @@ def execute(plan: RenderPlan, keys: dict[str, str], versions: dict[str, str], st
             done.add(task.id)
             result.cached.append(task.id)
             store.touch(keys[task.id])
-            store.remember(project, task.id, records[task.id] | {"key": keys[task.id]})
+            if (store.last(project, task.id) or {}).get("key") != keys[task.id]:  # a read, not an fsync'd write
+                store.remember(project, task.id, records[task.id] | {"key": keys[task.id]})
             report(Event("cached", task.kind, task.id))
         else:
             report(Event("queued", task.kind, task.id))

@@ -151,7 +151,7 @@ def test_injected_faults_in_worker_processes(small_storyboard, tmp_path, monkeyp
     store = ArtifactStore(private_cache)
     from longvid.render import _prepare
 
-    _, _, keys = _prepare(plans.spec)
+    _, _, keys, _ = _prepare(plans.spec)
     assert store.record(keys["chunk:hunt:1"])["low_memory"] is True
     assert store.record(keys["chunk:hunt:0"])["attempt"] == 2
     assert store.record(keys["chunk:wake:0"])["attempt"] == 2
