@@ -14,6 +14,7 @@ import numpy as np
 
 from longvid.cache import publish, temp_beside
 
+SMALL_HEIGHT = 256
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 
 
@@ -45,6 +46,9 @@ class Mp4Writer:
         import imageio_ffmpeg
 
         self._started = time.time()
+        # x264's frame threads are not repeatable on very short frames (seen at 96 px: a few frames of one render
+        # in ten came out different); such frames are cheap, so they encode on one thread and stay bit-identical.
+        threads = ["-threads", "1"] if self.size[1] < SMALL_HEIGHT else []
         self._tmp = temp_beside(self.path, ".mp4")
         self._gen = imageio_ffmpeg.write_frames(
             str(self._tmp),
@@ -56,7 +60,7 @@ class Mp4Writer:
             quality=None,
             macro_block_size=2,  # storyboards are multiples of 16; other videos only need even sizes
             ffmpeg_log_level="error",
-            output_params=["-crf", str(self.crf), "-preset", self.preset, "-movflags", "+faststart", "-f", "mp4"],
+            output_params=["-crf", str(self.crf), "-preset", self.preset, *threads, "-movflags", "+faststart", "-f", "mp4"],
         )
         self._gen.send(None)
         return self
