@@ -299,7 +299,9 @@ def build_manifest(plan: RenderPlan, keys: dict[str, str], store: ArtifactStore,
             ],
             "chunks": [
                 {"task": c, "window": [w.start, w.end], "frames": w.frames, "used": w.used, "trimmed": w.trimmed,
-                 "overlap": w.overlap, "seed": graph[c].seed, "keyframes": list(graph[c].deps)} | run_info(c)
+                 "overlap": w.overlap, "seed": graph[c].seed,
+                 "keyframes": [d for d in graph[c].deps if graph[d].kind == "keyframe"],
+                 "anchors": graph[c].params.get("anchors")} | run_info(c)
                 for c, w in zip(sp.chunk_tasks, sp.windows, strict=True)
             ],
             "interpolation": run_info(sp.interpolate_task) | {"task": sp.interpolate_task}

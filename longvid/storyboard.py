@@ -30,12 +30,10 @@ from pydantic import (
 
 from longvid import timing
 from longvid.errors import Problem, StoryboardError, format_path
+from longvid.families import checkpoint_abilities, get_family, model_problem
 
 Camera = Literal["static", "push-in", "pull-out", "zoom-in", "zoom-out", "pan-left", "pan-right", "tilt-up", "tilt-down"]
 CHARACTER_REF = re.compile(r"\{([^{}]*)\}")
-# Chunk length of the preview backend: 4k+1 like Wan, so preview renders chunk the way Wan renders will.
-PREVIEW_CHUNK_FRAMES = 33
-PREVIEW_FRAME_RULE = "4k+1"
 
 
 class _Spec(BaseModel):
@@ -94,19 +92,61 @@ class ShotSpec(_Spec):
         return self.id
 
 
-class VideoModelSpec(_Spec):
+class LoraSpec(_Spec):
+    """A LoRA applied to the pipeline."""
+
+    path: str = Field(description="Hub id, folder or .safetensors file.")
+    weight: float = Field(1.0, ge=-10, le=10)
+    weight_name: str | None = Field(None, description="The file inside a hub repo or folder, when it holds several.")
+
+
+class SchedulerSpec(_Spec):
+    """Replace the pipeline's scheduler: a diffusers scheduler class, built from the pipeline's config."""
+
+    name: str = Field(description="A diffusers scheduler class, e.g. UniPCMultistepScheduler.")
+    config: dict[str, Any] = Field(default_factory=dict, description="Overrides, e.g. {flow_shift: 3.0}.")
+
+
+class PipelineOptions(_Spec):
+    """How a diffusers pipeline is loaded and run (shared by the keyframe and the video model)."""
+
+    model: str | None = Field(None, description="Hub id or local folder in diffusers format.")
+    steps: int | None = Field(None, ge=1, le=1000, description="num_inference_steps; default per model.")
+    guidance: float | None = Field(None, ge=0, le=50, description="guidance_scale; default per model.")
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
+        "auto", description="auto: bfloat16 on CUDA, float32 on the CPU.")
+    offload: Literal["none", "model", "sequential"] = Field(
+        "none", description="CPU offload: whole models (some slowdown) or layer by layer (slow, least memory).")
+    vae_tiling: bool = False
+    vae_slicing: bool = False
+    attention: Literal["sdpa", "xformers"] = Field("sdpa", description="xformers needs CUDA and longvid[xformers].")
+    loras: list[LoraSpec] = Field(default_factory=list)
+    scheduler: SchedulerSpec | None = None
+
+
+class VideoModelSpec(PipelineOptions):
     """The model that generates each shot's chunks. ``preview`` needs no weights."""
 
-    family: Literal["preview"] = "preview"
-    model: str | None = Field(None, description="Hub id or local folder in diffusers format.")
-    chunk_frames: int = Field(PREVIEW_CHUNK_FRAMES, ge=1, le=1025, description="Frames per chunk at the base rate.")
+    family: Literal["preview", "svd", "cogvideox", "wan", "ltx", "animatediff"] = "preview"
+    chunk_frames: int | None = Field(None, ge=1, le=1025, description="Frames per chunk at the base rate; "
+                                                                      "default per family, made legal for it.")
+    motion_adapter: str | None = Field(None, description="animatediff: a MotionAdapter hub id or folder, when "
+                                                         "`model` is a plain Stable Diffusion model.")
+
+    @property
+    def frames_asked(self) -> int:
+        return self.chunk_frames or get_family(self.family).chunk_frames
 
 
-class KeyframeModelSpec(_Spec):
-    """The image model that draws keyframes. ``preview`` needs no weights."""
+class KeyframeModelSpec(PipelineOptions):
+    """The image model that draws keyframes: ``preview`` (no weights), or diffusers when `model` is given."""
 
-    backend: Literal["preview"] = "preview"
-    model: str | None = None
+    backend: Literal["preview", "diffusers"] | None = Field(None, description="Default: diffusers when `model` "
+                                                                                "is given, else preview.")
+
+    @property
+    def engine(self) -> str:
+        return self.backend or ("diffusers" if self.model else "preview")
 
 
 class InterpolationSpec(_Spec):
@@ -206,7 +246,10 @@ class StoryboardSpec(_Spec):
         interp = self.models.interpolation
         if interp.base_fps is not None:
             return self.fps / interp.base_fps
-        return interp.factor or 1.0
+        if interp.factor is not None:
+            return interp.factor
+        native = get_family(self.models.video.family).native_fps
+        return self.fps / native if native and native < self.fps else 1.0
 
     @property
     def total_frames(self) -> int:
@@ -314,15 +357,53 @@ def check_semantics(spec: StoryboardSpec) -> list[Problem]:
             f"`base_fps` ({interp.base_fps:g}) must not exceed the output `fps` ({spec.fps:g})")
     if interp.backend == "rife-ncnn" and interp.model and not (spec.base_dir / interp.model).is_dir():
         add(("models", "interpolation", "model"), f"RIFE ncnn model folder not found: {spec.base_dir / interp.model}")
-    chunk = spec.models.video.chunk_frames
-    rule = timing.FrameRule.parse(PREVIEW_FRAME_RULE)
-    legal = rule.at_least(chunk)
+    video = spec.models.video
+    family = get_family(video.family)
+    legal = timing.FrameRule.parse(family.frame_rule).at_least(video.frames_asked)
     if spec.continuity.overlap_frames > (legal - 1) // 2:
         add(
             ("continuity", "overlap"),
             f"`overlap` ({spec.continuity.overlap}) must be less than half the chunk length ({legal} frames), "
             f"at most {(legal - 1) // 2}",
         )
+    problems += _model_problems(spec)
+    return problems
+
+
+def _model_problems(spec: StoryboardSpec) -> list[Problem]:
+    """The models section against the shots: loadable models, sizes, and what the video family can condition on."""
+    problems: list[Problem] = []
+    video, keyframes = spec.models.video, spec.models.keyframes
+    family = get_family(video.family)
+    if keyframes.engine == "diffusers" and not keyframes.model:
+        problems.append(Problem("the diffusers keyframe backend needs `model`: a hub id or a diffusers folder",
+                                ("models", "keyframes")))
+    for where, options in (("keyframes", keyframes), ("video", video)):
+        if options.model and (why := model_problem(options.model, spec.base_dir)):
+            problems.append(Problem(why, ("models", where, "model")))
+    if family.name == "preview":
+        return problems
+    if not video.model:
+        problems.append(Problem(f"family {family.name!r} needs `model`: a hub id such as "
+                                f"{family.known_models[0]!r} or a local folder in diffusers format",
+                                ("models", "video")))
+        return problems
+    for side in ("width", "height"):
+        if getattr(spec, side) % family.size_multiple:
+            problems.append(Problem(f"`{side}` ({getattr(spec, side)}) must be a multiple of "
+                                    f"{family.size_multiple} for {family.name}", (side,)))
+    abilities, source = checkpoint_abilities(family, video.model, spec.base_dir)
+    what = f"{video.model} ({source})" if source else video.model
+    for i, shot in enumerate(spec.shots):
+        for k, kf in enumerate(shot.keyframes):
+            later = timing.seconds_to_frames(kf.at, spec.fps) > 0
+            if "first" not in abilities:
+                problems.append(Problem(f"{what} generates from text only: it cannot start from or pass through a "
+                                        f"keyframe; remove it or use an image-to-video model", ("shots", i, "keyframes", k)))
+            elif later and not abilities & {"last", "any"}:
+                problems.append(Problem(f"{what} conditions on the first frame only: it cannot pass through a "
+                                        f"keyframe at {kf.at:g} s (last-frame anchoring needs wan image-to-video or "
+                                        f"ltx); move it to a new shot", ("shots", i, "keyframes", k, "at")))
     return problems
 
 

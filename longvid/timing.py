@@ -15,6 +15,7 @@ Pure Python: no numpy, no I/O, so the planner and the validator can use it on an
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from dataclasses import dataclass
@@ -254,6 +255,29 @@ def chunk_windows(total: int, chunk: int, overlap: int, rule: FrameRule = FrameR
     need = total - last_start
     windows.append(ChunkWindow(count - 1, last_start, rule.at_least(need), need, overlap))
     return windows
+
+
+def span_windows(total: int, anchors: list[int], chunk: int, overlap: int, rule: FrameRule = FrameRule()) -> list[list[ChunkWindow]]:
+    """Windows for a shot whose frames `anchors` (indices strictly inside it) must begin or end a chunk.
+
+    The shot splits into spans from anchor to anchor, each covered by `chunk_windows`; neighbouring spans share
+    their anchor frame (an overlap of one), so a chunk conditioned on the keyframes at both ends of its span
+    needs nothing from any other chunk. Returns the windows grouped by span, indexed across the whole shot.
+    """
+    bounds = [0, *sorted(set(anchors)), total - 1]
+    if any(not 0 < a < total - 1 for a in anchors):
+        raise ValueError(f"`anchors` ({anchors}) must lie strictly inside the shot's {total} frames")
+    spans: list[list[ChunkWindow]] = []
+    index = 0
+    for s, (a, b) in enumerate(itertools.pairwise(bounds)):
+        length = b - a + 1 if s < len(bounds) - 2 else total - a
+        span = []
+        for w in chunk_windows(length, chunk, overlap, rule):
+            joined = w.overlap if w.index else (1 if s else 0)
+            span.append(ChunkWindow(index, a + w.start, w.frames, w.used, joined))
+            index += 1
+        spans.append(span)
+    return spans
 
 
 # --------------------------------------------------------------------------------------------------------------

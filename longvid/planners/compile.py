@@ -17,7 +17,8 @@ from longvid import timing
 from longvid.graph import RenderGraph, Task
 from longvid.models import resolve_interpolation
 from longvid.seeds import derive_seed
-from longvid.storyboard import PREVIEW_FRAME_RULE, KeyframeSpec, ShotSpec, StoryboardSpec
+from longvid.families import checkpoint_abilities, get_family, local_model_dir
+from longvid.storyboard import KeyframeSpec, PipelineOptions, ShotSpec, StoryboardSpec
 
 
 @dataclass(frozen=True)
@@ -54,11 +55,26 @@ class RenderPlan:
 def compile_storyboard(spec: StoryboardSpec) -> RenderPlan:
     """Lower `spec` into tasks with explicit dependencies and frame windows."""
     notes: list[str] = []
-    rule = timing.FrameRule.parse(PREVIEW_FRAME_RULE)
-    asked = spec.models.video.chunk_frames
+    video = spec.models.video
+    family = get_family(video.family)
+    rule = timing.FrameRule.parse(family.frame_rule)
+    asked = video.frames_asked
     chunk = rule.at_least(asked)
     if chunk != asked:
-        notes.append(f"chunk_frames {asked} -> {chunk}: the {spec.models.video.family} backend takes {rule} frames")
+        notes.append(f"chunk_frames {asked} -> {chunk}: the {video.family} backend takes {rule} frames")
+    abilities, source = checkpoint_abilities(family, video.model, spec.base_dir)
+    preview = family.name == "preview"
+    takes_images = "first" in abilities
+    if not preview and source is None and len(family.pipelines) > 1:
+        notes.append(f"{video.model}: taken for a model that conditions on {', '.join(sorted(abilities))} "
+                     f"(its model_index.json is not on this machine); the worker checks when it loads it")
+    if not takes_images:
+        notes.append(f"{video.model} generates from text only: no keyframes are drawn")
+    keyframe_stage = f"{spec.models.keyframes.engine}.keyframe"
+    keyframe_model = spec.models.keyframes.model
+    keyframe_pipeline = _pipeline_params(spec, spec.models.keyframes, steps=30, guidance=5.0)
+    chunk_pipeline = None if preview else _pipeline_params(spec, video, family.steps, family.guidance) | {
+        "family": family.name, "motion_adapter": video.motion_adapter}
     factor = spec.interpolation_factor
     interp = spec.models.interpolation
     backend, interp_model, why = resolve_interpolation(interp.backend, interp.model)
@@ -82,8 +98,8 @@ def compile_storyboard(spec: StoryboardSpec) -> RenderPlan:
         pinned = sorted(shot.keyframes, key=lambda kf: kf.at)
         if not pinned or timing.seconds_to_frames(pinned[0].at, spec.fps) > 0:
             pinned.insert(0, KeyframeSpec(at=0.0))
-        key_times, key_ids = [], []
-        for k, kf in enumerate(pinned):
+        key_times, key_ids, key_frames = [], [], []
+        for k, kf in enumerate(pinned if takes_images else []):
             frame = min(timing.seconds_to_frames(kf.at, spec.fps), span.frames - 1)
             task_id = f"keyframe:{sid}:{k}"
             params = look | {
@@ -91,26 +107,45 @@ def compile_storyboard(spec: StoryboardSpec) -> RenderPlan:
                 "image": _image_param(spec, kf.image),
                 "label": {"shot": sid, "keyframe": k, "timecode": timing.frames_to_timecode(span.start + frame, spec.fps)},
             }
-            tasks.append(Task(task_id, "keyframe", f"{spec.models.keyframes.backend}.keyframe", sid, k,
+            if keyframe_pipeline and not kf.image:
+                params["pipeline"] = keyframe_pipeline
+            tasks.append(Task(task_id, "keyframe", keyframe_stage, sid, k,
                               derive_seed(seed, sid, "keyframe", k), (span.head + frame, span.head + frame + 1),
-                              "shot-output", spec.models.keyframes.model, params))
+                              "shot-output", keyframe_model, params))
             key_times.append(kf.at)
             key_ids.append(task_id)
+            key_frames.append(span.head + frame)
 
         # 2. chunks over the rendered range at the base rate
         base_frames = timing.base_frame_count(span.rendered, factor)
-        windows = timing.chunk_windows(base_frames, chunk, overlap, rule)
+        # keyframes by the base frame they fall on; later keyframes split the shot where a chunk can end on one
+        key_at = {min(base_frames - 1, round(f / factor)): key_ids[i] for i, f in enumerate(key_frames)}
+        if not preview and abilities & {"last", "any"}:
+            spans = timing.span_windows(base_frames, [j for j in key_at if 0 < j < base_frames - 1 and key_at[j]
+                                                      != key_ids[0]], chunk, overlap, rule)
+        else:
+            spans = [timing.chunk_windows(base_frames, chunk, overlap, rule)]
+        windows = [w for group in spans for w in group]
         trimmed = sum(w.trimmed for w in windows)
         if trimmed:
             notes.append(f"shot {sid!r}: the last chunk generates {windows[-1].frames} frames and keeps "
                          f"{windows[-1].used} ({trimmed} trimmed to the shot's length)")
         t0, dt = -span.head / spec.fps, factor / spec.fps
-        chunk_ids = []
+        chunk_ids = [f"chunk:{sid}:{w.index}" for w in windows]
         for w in windows:
+            task_id = chunk_ids[w.index]
+            if not preview:
+                anchors = _anchors(w, windows, spans, chunk_ids, key_at, key_ids, abilities) if takes_images else []
+                camera = f", camera {shot.camera}" if shot.camera != "static" else ""
+                params = look | {"prompt": prompt + camera, "fps": base_fps, "start": w.start, "frames": w.frames,
+                                 "used": w.used, "overlap": w.overlap, "anchors": anchors, "pipeline": chunk_pipeline}
+                tasks.append(Task(task_id, "chunk", f"{family.name}.chunk", sid, w.index,
+                                  derive_seed(seed, sid, "chunk", w.index), (w.start, w.end), "shot-base",
+                                  video.model, params, tuple(dict.fromkeys(a["task"] for a in anchors))))
+                continue
             first, last = t0 + w.start * dt, t0 + (w.end - 1) * dt
             lo = max(0, bisect_right(key_times, first + 1e-9) - 1)
             hi = min(len(key_ids), bisect_left(key_times, last - 1e-9) + 1)
-            task_id = f"chunk:{sid}:{w.index}"
             params = look | {
                 "prompt": prompt,
                 "camera": shot.camera,
@@ -126,10 +161,9 @@ def compile_storyboard(spec: StoryboardSpec) -> RenderPlan:
                 "keyframes": [{"task": key_ids[i], "at": key_times[i]} for i in range(lo, hi)],
                 "label": {"shot": sid, "first_output_frame": span.render_start, "factor": factor},
             }
-            tasks.append(Task(task_id, "chunk", f"{spec.models.video.family}.chunk", sid, w.index,
+            tasks.append(Task(task_id, "chunk", "preview.chunk", sid, w.index,
                               derive_seed(seed, sid, "chunk", w.index), (w.start, w.end), "shot-base",
-                              spec.models.video.model, params, tuple(key_ids[lo:hi])))
-            chunk_ids.append(task_id)
+                              video.model, params, tuple(key_ids[lo:hi])))
 
         # 3. interpolation up to the output rate
         interpolate_id = None
@@ -151,6 +185,36 @@ def compile_storyboard(spec: StoryboardSpec) -> RenderPlan:
                       stitch_params, stitch_deps))
     return RenderPlan(spec, RenderGraph(tasks), shot_plans, timing.timeline_segments(shot_timings),
                       chunk, rule, factor, notes)
+
+
+def _anchors(w: timing.ChunkWindow, windows: list[timing.ChunkWindow], spans: list[list[timing.ChunkWindow]],
+             chunk_ids: list[str], key_at: dict[int, str], key_ids: list[str], abilities: frozenset[str]) -> list[dict]:
+    """What chunk `w` is conditioned on: ``{"task", "index"}`` (and ``"frame"`` when the task is a chunk).
+
+    A span's first chunk starts on a keyframe, so it depends on no other chunk; a later chunk of the span starts
+    on the previous chunk's frame at its own first frame; where the model takes a last frame, a span's last chunk
+    also ends on the keyframe that closes the span.
+    """
+    span = next(group for group in spans if w in group)
+    if w is span[0]:
+        anchors = [{"task": key_at.get(w.start, key_ids[0]), "index": 0}]
+    else:
+        prev = windows[w.index - 1]
+        anchors = [{"task": chunk_ids[prev.index], "frame": w.start - prev.start, "index": 0}]
+    closing = key_at.get(w.end - 1)
+    if w is span[-1] and abilities & {"last", "any"} and closing and closing != anchors[0]["task"]:
+        anchors.append({"task": closing, "index": w.used - 1})
+    return anchors
+
+
+def _pipeline_params(spec: StoryboardSpec, options: PipelineOptions, steps: int, guidance: float) -> dict | None:
+    """The settings a diffusers stage loads and runs its pipeline with; ``_path`` is where the model is here."""
+    if not options.model:
+        return None
+    folder = local_model_dir(options.model, spec.base_dir)
+    return options.model_dump(mode="json", exclude={"model", "family", "chunk_frames", "motion_adapter", "backend"}) | {
+        "steps": options.steps or steps, "guidance": options.guidance if options.guidance is not None else guidance,
+        "_path": str(folder) if folder else options.model}
 
 
 def _full_prompt(spec: StoryboardSpec, prompt: str) -> str:

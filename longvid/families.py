@@ -1,0 +1,155 @@
+"""What each video model family can do, as data: frame rules, rates, latent layout, conditioning.
+
+Light on purpose (no torch, no diffusers): the storyboard validator and the planner read these declarations to
+legalise chunk lengths and to check that a family can do what a storyboard asks, without loading a model. The
+adapters that drive the pipelines live in `longvid.stages.video`.
+
+Conditioning abilities:
+    ``text``: a prompt; ``first``: an image as the first frame; ``last``: an image as the last frame;
+    ``any``: an image at any frame index.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Family:
+    """A video model family.
+
+    Args:
+        name: the storyboard's ``models.video.family``.
+        frame_rule: the frame counts it generates (`timing.FrameRule` syntax).
+        chunk_frames: the default chunk length (a legal count).
+        native_fps: the rate it was trained at; chunks are generated there and interpolated up (None: any rate).
+        temporal_compression: video frames per latent frame after the first.
+        latent_layout: the shape of its initial noise.
+        size_multiple: width and height must be multiples of it.
+        pipelines: diffusers pipeline class -> the conditioning that pipeline takes.
+        steps, guidance: defaults for ``models.video.steps`` and ``guidance``.
+        known_models: hub ids known to work.
+        vram: what the model's authors publish about memory.
+    """
+
+    name: str
+    frame_rule: str
+    chunk_frames: int
+    native_fps: float | None
+    temporal_compression: int
+    latent_layout: str
+    size_multiple: int
+    pipelines: dict[str, tuple[str, ...]]
+    steps: int = 30
+    guidance: float = 5.0
+    known_models: tuple[str, ...] = ()
+    vram: str = ""
+
+    @property
+    def abilities(self) -> frozenset[str]:
+        """What at least one checkpoint of the family can be conditioned on."""
+        return frozenset(a for abilities in self.pipelines.values() for a in abilities)
+
+    def latent_frames(self, frames: int) -> int:
+        return (frames - 1) // self.temporal_compression + 1
+
+
+FAMILIES: dict[str, Family] = {
+    f.name: f
+    for f in (
+        Family("preview", "4k+1", 33, None, 4, "none (drawn)", 16,
+               {"preview": ("text", "first", "last", "any")}),
+        Family("svd", "14,25", 25, 7, 1, "[B,F,C,h,w]", 64,
+               {"StableVideoDiffusionPipeline": ("first",)}, steps=25, guidance=3.0,
+               known_models=("stabilityai/stable-video-diffusion-img2vid-xt", "stabilityai/stable-video-diffusion-img2vid"),
+               vram="not published as one figure; diffusers documents `decode_chunk_size` and CPU offload to fit 8-16 GB"),
+        Family("cogvideox", "8k+1", 49, 8, 4, "[B,F,C,h,w]", 16,
+               {"CogVideoXPipeline": ("text",), "CogVideoXImageToVideoPipeline": ("text", "first")},
+               steps=50, guidance=6.0,
+               known_models=("THUDM/CogVideoX-2b", "THUDM/CogVideoX-5b", "THUDM/CogVideoX-5b-I2V"),
+               vram="CogVideoX README: 2B 12.5 GB, 5B 5 GB with diffusers' memory optimisations (18 / 26 GB without)"),
+        Family("wan", "4k+1", 81, 16, 4, "[B,16,F,h,w]", 16,
+               {"WanPipeline": ("text",), "WanImageToVideoPipeline": ("text", "first", "last")},
+               steps=50, guidance=5.0,
+               known_models=("Wan-AI/Wan2.1-T2V-1.3B-Diffusers", "Wan-AI/Wan2.1-T2V-14B-Diffusers",
+                             "Wan-AI/Wan2.1-I2V-14B-480P-Diffusers", "Wan-AI/Wan2.1-FLF2V-14B-720P-Diffusers"),
+               vram="Wan2.1 README: T2V-1.3B needs 8.19 GB; the 14B models are published for 80 GB GPUs or offload"),
+        # Every LTX checkpoint loads into LTXConditionPipeline, which takes images at any frame index.
+        Family("ltx", "8k+1", 97, 24, 8, "packed tokens [B,S,C] from [B,128,F,h,w]", 32,
+               {"LTXPipeline": ("text", "first", "last", "any"),
+                "LTXImageToVideoPipeline": ("text", "first", "last", "any"),
+                "LTXConditionPipeline": ("text", "first", "last", "any")},
+               steps=40, guidance=3.0,
+               known_models=("Lightricks/LTX-Video", "Lightricks/LTX-Video-0.9.5", "Lightricks/LTX-Video-0.9.7-dev"),
+               vram="not published as one figure; the 2B models run on consumer GPUs with offload"),
+        Family("animatediff", "16", 16, 8, 1, "[B,C,F,h,w]", 8,
+               {"AnimateDiffPipeline": ("text",)}, steps=25, guidance=7.5,
+               known_models=("an SD 1.5 model plus `motion_adapter: guoyww/animatediff-motion-adapter-v1-5-2`",),
+               vram="SD 1.5 class: runs in 8-12 GB at 512 px"),
+    )
+}
+
+
+def get_family(name: str) -> Family:
+    return FAMILIES[name]
+
+
+def local_model_dir(model: str, base_dir: Path) -> Path | None:
+    """`model` as a local folder (absolute, or relative to the storyboard), or None for a hub id."""
+    for candidate in (Path(model).expanduser(), base_dir / model):
+        if candidate.is_dir():
+            return candidate.resolve()
+    return None
+
+
+def looks_like_path(model: str) -> bool:
+    return model.startswith((".", "/", "~")) or model.count("/") > 1 or os.sep in model.replace("/", "")
+
+
+def model_problem(model: str, base_dir: Path) -> str | None:
+    """Why `model` cannot be loaded, as far as can be told without downloading anything; None when it may be."""
+    folder = local_model_dir(model, base_dir)
+    if folder is not None:
+        if not (folder / "model_index.json").is_file():
+            return (f"{folder} is not a model in diffusers format (no model_index.json); convert it or give its "
+                    f"hub id")
+        return None
+    if looks_like_path(model):
+        return f"model folder not found: {model}"
+    return None
+
+
+def pipeline_class(model: str, base_dir: Path) -> str | None:
+    """The pipeline class a model declares in its model_index.json, when that file is on this machine."""
+    folder = local_model_dir(model, base_dir)
+    candidates = [folder / "model_index.json"] if folder else []
+    if folder is None and "/" in model:  # a hub id: look in the local hub cache, never on the network
+        hub = Path(os.environ.get("HF_HUB_CACHE") or Path(os.environ.get("HF_HOME", Path.home() / ".cache/huggingface")) / "hub")
+        candidates = sorted((hub / f"models--{model.replace('/', '--')}" / "snapshots").glob("*/model_index.json"))
+    for path in candidates:
+        try:
+            return json.loads(path.read_text())["_class_name"]
+        except (OSError, ValueError, KeyError):
+            continue
+    return None
+
+
+def checkpoint_abilities(family: Family, model: str | None, base_dir: Path) -> tuple[frozenset[str], str | None]:
+    """What this checkpoint can be conditioned on, and the pipeline class it was read from (None: assumed).
+
+    Without its model_index.json at hand, a hub id naming image-to-video (``I2V``, ``FLF2V``) is taken for one;
+    the worker checks again when it loads the model.
+    """
+    if family.name == "preview" or model is None:
+        return family.abilities, None
+    cls = pipeline_class(model, base_dir)
+    if cls in family.pipelines:
+        return frozenset(family.pipelines[cls]), cls
+    if len(family.pipelines) == 1:
+        return family.abilities, None
+    image = any(tag in model.upper() for tag in ("I2V", "FLF2V", "IMG2VID", "IMAGE"))
+    pick = next(c for c, a in family.pipelines.items() if ("first" in a) == image)
+    return frozenset(family.pipelines[pick]), None
