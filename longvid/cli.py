@@ -37,8 +37,8 @@ app = typer.Typer(
     help="Render minutes-long videos from a storyboard. Start with: longvid render examples/lighthouse.yaml -o out.mp4",
 )
 # No markup: messages carry user text and pip extras like '[rife]', which rich would eat as tags.
-err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
-out = Console(highlight=False, soft_wrap=True, markup=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False)  # task ids like chunk:b:0 are not emoji codes
+out = Console(highlight=False, soft_wrap=True, markup=False, emoji=False)  # task ids like chunk:b:0 are not emoji codes
 _state = {"debug": False}
 
 

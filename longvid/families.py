@@ -5,8 +5,9 @@ legalise chunk lengths and to check that a family can do what a storyboard asks,
 adapters that drive the pipelines live in `longvid.stages.video`.
 
 Conditioning abilities:
-    ``text``: a prompt; ``first``: an image as the first frame; ``last``: an image as the last frame;
-    ``any``: an image at any frame index.
+    ``text``: a chunk from the prompt alone; ``first``: an image as the first frame; ``last``: an image as the
+    last frame; ``any``: an image at any frame index. A model without ``text`` needs an image for every chunk;
+    ``needs-last`` (Wan FLF2V checkpoints) needs a keyframe at the end of every chunk too.
 """
 
 from __future__ import annotations
@@ -67,15 +68,16 @@ FAMILIES: dict[str, Family] = {
                known_models=("stabilityai/stable-video-diffusion-img2vid-xt", "stabilityai/stable-video-diffusion-img2vid"),
                vram="not published as one figure; diffusers documents `decode_chunk_size` and CPU offload to fit 8-16 GB"),
         Family("cogvideox", "8k+1", 49, 8, 4, "[B,F,C,h,w]", 16,
-               {"CogVideoXPipeline": ("text",), "CogVideoXImageToVideoPipeline": ("text", "first")},
+               {"CogVideoXPipeline": ("text",), "CogVideoXImageToVideoPipeline": ("first",)},
                steps=50, guidance=6.0,
                known_models=("THUDM/CogVideoX-2b", "THUDM/CogVideoX-5b", "THUDM/CogVideoX-5b-I2V"),
                vram="CogVideoX README: 2B 12.5 GB, 5B 5 GB with diffusers' memory optimisations (18 / 26 GB without)"),
         Family("wan", "4k+1", 81, 16, 4, "[B,16,F,h,w]", 16,
-               {"WanPipeline": ("text",), "WanImageToVideoPipeline": ("text", "first", "last")},
+               {"WanPipeline": ("text",), "WanImageToVideoPipeline": ("first",)},
                steps=50, guidance=5.0,
                known_models=("Wan-AI/Wan2.1-T2V-1.3B-Diffusers", "Wan-AI/Wan2.1-T2V-14B-Diffusers",
                              "Wan-AI/Wan2.1-I2V-14B-480P-Diffusers", "Wan-AI/Wan2.1-FLF2V-14B-720P-Diffusers"),
+               # FLF2V checkpoints also take a last frame: see _WAN_FLF2V
                vram="Wan2.1 README: T2V-1.3B needs 8.19 GB; the 14B models are published for 80 GB GPUs or offload"),
         # Every LTX checkpoint loads into LTXConditionPipeline, which takes images at any frame index.
         Family("ltx", "8k+1", 97, 24, 8, "packed tokens [B,S,C] from [B,128,F,h,w]", 32,
@@ -91,6 +93,11 @@ FAMILIES: dict[str, Family] = {
                vram="SD 1.5 class: runs in 8-12 GB at 512 px"),
     )
 }
+
+
+# Wan first-last-frame checkpoints load as WanImageToVideoPipeline too; only they take a last image, and they
+# need one for every chunk.
+_WAN_FLF2V = frozenset({"first", "last", "needs-last"})
 
 
 def get_family(name: str) -> Family:
@@ -122,19 +129,24 @@ def model_problem(model: str, base_dir: Path) -> str | None:
     return None
 
 
-def pipeline_class(model: str, base_dir: Path) -> str | None:
-    """The pipeline class a model declares in its model_index.json, when that file is on this machine."""
+def _config(model: str, base_dir: Path, name: str) -> dict | None:
+    """A config file of `model` (``model_index.json``, ``transformer/config.json``) when it is on this machine."""
     folder = local_model_dir(model, base_dir)
-    candidates = [folder / "model_index.json"] if folder else []
+    candidates = [folder / name] if folder else []
     if folder is None and "/" in model:  # a hub id: look in the local hub cache, never on the network
         hub = Path(os.environ.get("HF_HUB_CACHE") or Path(os.environ.get("HF_HOME", Path.home() / ".cache/huggingface")) / "hub")
-        candidates = sorted((hub / f"models--{model.replace('/', '--')}" / "snapshots").glob("*/model_index.json"))
+        candidates = sorted((hub / f"models--{model.replace('/', '--')}" / "snapshots").glob(f"*/{name}"))
     for path in candidates:
         try:
-            return json.loads(path.read_text())["_class_name"]
-        except (OSError, ValueError, KeyError):
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
             continue
     return None
+
+
+def pipeline_class(model: str, base_dir: Path) -> str | None:
+    """The pipeline class a model declares in its model_index.json, when that file is on this machine."""
+    return (_config(model, base_dir, "model_index.json") or {}).get("_class_name")
 
 
 def checkpoint_abilities(family: Family, model: str | None, base_dir: Path) -> tuple[frozenset[str], str | None]:
@@ -147,9 +159,15 @@ def checkpoint_abilities(family: Family, model: str | None, base_dir: Path) -> t
         return family.abilities, None
     cls = pipeline_class(model, base_dir)
     if cls in family.pipelines:
-        return frozenset(family.pipelines[cls]), cls
+        abilities = frozenset(family.pipelines[cls])
+        if cls == "WanImageToVideoPipeline" and (_config(model, base_dir, "transformer/config.json") or {}).get(
+                "pos_embed_seq_len"):
+            abilities = _WAN_FLF2V  # its image embedding is sized for two images
+        return abilities, cls
     if len(family.pipelines) == 1:
         return family.abilities, None
+    if family.name == "wan" and "FLF2V" in model.upper():
+        return _WAN_FLF2V, None
     image = any(tag in model.upper() for tag in ("I2V", "FLF2V", "IMG2VID", "IMAGE"))
     pick = next(c for c, a in family.pipelines.items() if ("first" in a) == image)
     return frozenset(family.pipelines[pick]), None

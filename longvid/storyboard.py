@@ -394,7 +394,13 @@ def _model_problems(spec: StoryboardSpec) -> list[Problem]:
                                     f"{family.size_multiple} for {family.name}", (side,)))
     abilities, source = checkpoint_abilities(family, video.model, spec.base_dir)
     what = f"{video.model} ({source})" if source else video.model
+    drawn = keyframes.engine == "diffusers"
     for i, shot in enumerate(spec.shots):
+        opening = next((kf for kf in shot.keyframes if timing.seconds_to_frames(kf.at, spec.fps) == 0), None)
+        if "text" not in abilities and not drawn and not (opening and opening.image):
+            problems.append(Problem(f"{what} needs an image to start each shot: set models.keyframes.model (an "
+                                    f"image model) or give shot {shot.shot_id!r} a keyframe `image:` at 0 s",
+                                    ("shots", i)))
         for k, kf in enumerate(shot.keyframes):
             later = timing.seconds_to_frames(kf.at, spec.fps) > 0
             if "first" not in abilities:

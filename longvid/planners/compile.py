@@ -17,6 +17,7 @@ from longvid import timing
 from longvid.graph import RenderGraph, Task
 from longvid.models import resolve_interpolation
 from longvid.seeds import derive_seed
+from longvid.errors import Problem, StoryboardError
 from longvid.families import checkpoint_abilities, get_family, local_model_dir
 from longvid.storyboard import KeyframeSpec, PipelineOptions, ShotSpec, StoryboardSpec
 
@@ -70,6 +71,8 @@ def compile_storyboard(spec: StoryboardSpec) -> RenderPlan:
                      f"(its model_index.json is not on this machine); the worker checks when it loads it")
     if not takes_images:
         notes.append(f"{video.model} generates from text only: no keyframes are drawn")
+    elif not preview and spec.models.keyframes.engine == "preview":
+        notes.append("no keyframe model (models.keyframes.model): chunks start from text or from keyframe images")
     keyframe_stage = f"{spec.models.keyframes.engine}.keyframe"
     keyframe_model = spec.models.keyframes.model
     keyframe_pipeline = _pipeline_params(spec, spec.models.keyframes, steps=30, guidance=5.0)
@@ -88,7 +91,7 @@ def compile_storyboard(spec: StoryboardSpec) -> RenderPlan:
     tasks: list[Task] = []
     shot_plans: list[ShotPlan] = []
     shot_timings = spec.timings()
-    for shot, span in zip(spec.shots, shot_timings, strict=True):
+    for shot_index, (shot, span) in enumerate(zip(spec.shots, shot_timings, strict=True)):
         sid, seed = shot.shot_id, spec.shot_seed(shot)
         prompt = _full_prompt(spec, shot.prompt)
         negative = shot.negative_prompt if shot.negative_prompt is not None else spec.negative_prompt
@@ -99,7 +102,9 @@ def compile_storyboard(spec: StoryboardSpec) -> RenderPlan:
         if not pinned or timing.seconds_to_frames(pinned[0].at, spec.fps) > 0:
             pinned.insert(0, KeyframeSpec(at=0.0))
         key_times, key_ids, key_frames = [], [], []
-        for k, kf in enumerate(pinned if takes_images else []):
+        # a real model is anchored only on real images: drawn by an image model, or the user's
+        usable = [kf for kf in pinned if preview or (takes_images and (keyframe_pipeline or kf.image))]
+        for k, kf in enumerate(usable):
             frame = min(timing.seconds_to_frames(kf.at, spec.fps), span.frames - 1)
             task_id = f"keyframe:{sid}:{k}"
             params = look | {
@@ -120,12 +125,20 @@ def compile_storyboard(spec: StoryboardSpec) -> RenderPlan:
         base_frames = timing.base_frame_count(span.rendered, factor)
         # keyframes by the base frame they fall on; later keyframes split the shot where a chunk can end on one
         key_at = {min(base_frames - 1, round(f / factor)): key_ids[i] for i, f in enumerate(key_frames)}
+        opening = key_ids[0] if key_ids and usable[0].at * spec.fps < 0.5 else None
         if not preview and abilities & {"last", "any"}:
             spans = timing.span_windows(base_frames, [j for j in key_at if 0 < j < base_frames - 1 and key_at[j]
-                                                      != key_ids[0]], chunk, overlap, rule)
+                                                      != opening], chunk, overlap, rule)
         else:
             spans = [timing.chunk_windows(base_frames, chunk, overlap, rule)]
         windows = [w for group in spans for w in group]
+        if "needs-last" in abilities and (open_ended := [w.index for group in spans for w in group
+                                                           if w is not group[-1] or key_at.get(w.end - 1) is None]):
+            raise StoryboardError([Problem(
+                f"{video.model} is a first-last-frame model: every chunk must end on a keyframe, but chunk(s) "
+                f"{open_ended} of shot {sid!r} do not. Give the shot a keyframe at its end (at: {shot.duration:g}), "
+                f"keep the frames between keyframes within chunk_frames ({chunk}), or use an image-to-video model",
+                ("shots", shot_index), spec.source)])
         trimmed = sum(w.trimmed for w in windows)
         if trimmed:
             notes.append(f"shot {sid!r}: the last chunk generates {windows[-1].frames} frames and keeps "
@@ -135,7 +148,7 @@ def compile_storyboard(spec: StoryboardSpec) -> RenderPlan:
         for w in windows:
             task_id = chunk_ids[w.index]
             if not preview:
-                anchors = _anchors(w, windows, spans, chunk_ids, key_at, key_ids, abilities) if takes_images else []
+                anchors = _anchors(w, windows, spans, chunk_ids, key_at, opening, abilities) if takes_images else []
                 camera = f", camera {shot.camera}" if shot.camera != "static" else ""
                 params = look | {"prompt": prompt + camera, "fps": base_fps, "start": w.start, "frames": w.frames,
                                  "used": w.used, "overlap": w.overlap, "anchors": anchors, "pipeline": chunk_pipeline}
@@ -188,7 +201,7 @@ def compile_storyboard(spec: StoryboardSpec) -> RenderPlan:
 
 
 def _anchors(w: timing.ChunkWindow, windows: list[timing.ChunkWindow], spans: list[list[timing.ChunkWindow]],
-             chunk_ids: list[str], key_at: dict[int, str], key_ids: list[str], abilities: frozenset[str]) -> list[dict]:
+             chunk_ids: list[str], key_at: dict[int, str], opening: str | None, abilities: frozenset[str]) -> list[dict]:
     """What chunk `w` is conditioned on: ``{"task", "index"}`` (and ``"frame"`` when the task is a chunk).
 
     A span's first chunk starts on a keyframe, so it depends on no other chunk; a later chunk of the span starts
@@ -197,12 +210,13 @@ def _anchors(w: timing.ChunkWindow, windows: list[timing.ChunkWindow], spans: li
     """
     span = next(group for group in spans if w in group)
     if w is span[0]:
-        anchors = [{"task": key_at.get(w.start, key_ids[0]), "index": 0}]
+        start = key_at.get(w.start) if w.start else opening
+        anchors = [{"task": start, "index": 0}] if start else []  # no opening image: the chunk starts from text
     else:
         prev = windows[w.index - 1]
         anchors = [{"task": chunk_ids[prev.index], "frame": w.start - prev.start, "index": 0}]
     closing = key_at.get(w.end - 1)
-    if w is span[-1] and abilities & {"last", "any"} and closing and closing != anchors[0]["task"]:
+    if w is span[-1] and abilities & {"last", "any"} and closing and closing not in [a["task"] for a in anchors]:
         anchors.append({"task": closing, "index": w.used - 1})
     return anchors
 

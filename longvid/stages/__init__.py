@@ -10,6 +10,12 @@ _REGISTRY = {
     "preview.keyframe": ("longvid.stages.preview", "PreviewKeyframe"),
     "preview.chunk": ("longvid.stages.preview", "PreviewChunk"),
     "interpolate": ("longvid.stages.interpolate", "Interpolate"),
+    "diffusers.keyframe": ("longvid.stages.keyframes", "DiffusersKeyframe"),
+    "svd.chunk": ("longvid.stages.video", "SVDChunk"),
+    "cogvideox.chunk": ("longvid.stages.video", "CogVideoXChunk"),
+    "wan.chunk": ("longvid.stages.video", "WanChunk"),
+    "ltx.chunk": ("longvid.stages.video", "LTXChunk"),
+    "animatediff.chunk": ("longvid.stages.video", "AnimateDiffChunk"),
 }
 
 

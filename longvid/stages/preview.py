@@ -40,6 +40,13 @@ def _font(size: int) -> ImageFont.FreeTypeFont:
     return ImageFont.load_default(size=size)
 
 
+def fit_image(path: str, width: int, height: int) -> np.ndarray:
+    """A user's keyframe image, cropped to the video's aspect and resized (the stage of any keyframe backend)."""
+    with Image.open(path) as user_image:
+        fitted = ImageOps.fit(user_image.convert("RGB"), (width, height), Image.Resampling.LANCZOS)
+    return np.asarray(fitted, dtype=np.uint8).copy()
+
+
 class PreviewKeyframe:
     """Draws a keyframe card, or loads the user's image."""
 
@@ -50,9 +57,7 @@ class PreviewKeyframe:
         p = task.params
         width, height = p["width"], p["height"]
         if p.get("image"):
-            with Image.open(p["image"]["_path"]) as user_image:
-                fitted = ImageOps.fit(user_image.convert("RGB"), (width, height), Image.Resampling.LANCZOS)
-            return np.asarray(fitted, dtype=np.uint8).copy()
+            return fit_image(p["image"]["_path"], width, height)
 
         # 2. background: palette from the prompt, shapes from the seed
         rng = np.random.default_rng(task.seed)

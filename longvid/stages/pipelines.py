@@ -1,0 +1,142 @@
+"""Diffusers pipelines inside a worker: loaded once, configured from the storyboard, released on a switch.
+
+A worker holds one pipeline at a time. A task that needs another model (or the same model with other settings,
+such as the low-memory retry) releases the held one first, so two large models never share a device.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from longvid._imports import require
+
+Loader = Callable[[str, Any], Any]  # (model path or hub id, torch dtype) -> pipeline
+
+_held: dict[str, Any] = {"key": None, "pipe": None}
+
+
+class ModelLoadError(RuntimeError):
+    """A model that could not be loaded; the message says what to check."""
+
+
+def device() -> str:
+    """The worker's device: ``LONGVID_DEVICE`` (set by the executor), else CUDA when present, else the CPU."""
+    torch = require("torch", extra="diffusers", feature="diffusers models")
+    return os.environ.get("LONGVID_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def torch_dtype(name: str, where: str):
+    import torch
+
+    if name == "auto":
+        return torch.bfloat16 if where.startswith("cuda") else torch.float32
+    return getattr(torch, name)
+
+
+def hold(settings: Mapping[str, Any], load: Loader) -> Any:
+    """The pipeline for `settings` (``pipeline`` task params, plus ``low_memory`` ones), loading it if needed."""
+    key = json.dumps(settings, sort_keys=True, default=str)
+    if _held["key"] == key:
+        return _held["pipe"]
+    release()
+    require("diffusers", extra="diffusers", feature="diffusers models")
+    import diffusers
+    import transformers
+
+    # longvid shows its own progress; loading bars from every worker would bury it
+    diffusers.utils.logging.disable_progress_bar()
+    diffusers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+    where = device()
+    path = settings["_path"]
+    try:
+        pipe = load(path, torch_dtype(settings["dtype"], where))
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"cannot load {path!r}: {exc}. Is it a hub id this machine can reach (set HF_TOKEN "
+                             f"for gated models) or a folder in diffusers format?") from exc
+    configure(pipe, settings, where)
+    _held.update(key=key, pipe=pipe)
+    return pipe
+
+
+def release() -> None:
+    """Drop the held pipeline and give its memory back to the device."""
+    if _held["pipe"] is None:
+        return
+    _held.update(key=None, pipe=None)
+    gc.collect()
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def configure(pipe: Any, s: Mapping[str, Any], where: str) -> None:
+    """Scheduler, LoRAs, attention, VAE memory settings and placement, in that order."""
+    import diffusers
+
+    if s.get("scheduler"):
+        cls = getattr(diffusers, s["scheduler"]["name"], None)
+        if cls is None or not hasattr(cls, "from_config") or "Scheduler" not in cls.__name__:
+            raise ModelLoadError(f"scheduler {s['scheduler']['name']!r} is not a diffusers scheduler class")
+        pipe.scheduler = cls.from_config(pipe.scheduler.config, **s["scheduler"]["config"])
+    if s.get("loras"):
+        require("peft", extra="diffusers", feature="LoRAs")
+        names = []
+        for i, lora in enumerate(s["loras"]):
+            kwargs = {"weight_name": lora["weight_name"]} if lora.get("weight_name") else {}
+            pipe.load_lora_weights(lora["path"], adapter_name=f"lora{i}", **kwargs)
+            names.append(f"lora{i}")
+        pipe.set_adapters(names, [lora["weight"] for lora in s["loras"]])
+    if s.get("attention") == "xformers":
+        if not where.startswith("cuda"):
+            raise ModelLoadError("attention: xformers needs a CUDA device; use sdpa (the default) here")
+        require("xformers", extra="xformers", feature="attention: xformers")
+        pipe.enable_xformers_memory_efficient_attention()
+    vae = getattr(pipe, "vae", None)
+    if s.get("vae_tiling") and hasattr(vae, "enable_tiling"):
+        vae.enable_tiling()
+    if s.get("vae_slicing") and hasattr(vae, "enable_slicing"):
+        vae.enable_slicing()
+    offload = s.get("offload", "none")
+    if offload != "none" and where.startswith("cuda"):  # on the CPU there is nowhere to offload to
+        (pipe.enable_model_cpu_offload if offload == "model" else pipe.enable_sequential_cpu_offload)(device=where)
+    else:
+        pipe.to(where)
+    pipe.set_progress_bar_config(disable=True)
+
+
+def settings_for(params: Mapping[str, Any]) -> dict[str, Any]:
+    """A task's pipeline settings with its low-memory overrides (set by the executor's out-of-memory retry)."""
+    return dict(params["pipeline"]) | dict(params.get("low_memory") or {})
+
+
+def cpu_generator(seed: int):
+    """Noise is drawn on the CPU from the task's seed, so a chunk is the same on any device."""
+    import torch
+
+    return torch.Generator("cpu").manual_seed(seed % 2**63)
+
+
+def cpu_noise(shape: tuple[int, ...], seed: int):
+    import torch
+
+    return torch.randn(shape, generator=cpu_generator(seed), dtype=torch.float32)
+
+
+def to_uint8(frames: np.ndarray) -> np.ndarray:
+    """Pipeline output in [0, 1] (``output_type="np"``) as uint8."""
+    return np.clip(np.rint(np.asarray(frames, dtype=np.float32) * 255), 0, 255).astype(np.uint8)
+
+
+def to_pil(image: np.ndarray):
+    from PIL import Image
+
+    return Image.fromarray(image)

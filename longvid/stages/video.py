@@ -1,0 +1,214 @@
+"""Chunk generation through diffusers, one adapter per model family.
+
+The family's declaration (frame rule, native fps, latent layout, conditioning) is data in `longvid.families`;
+an adapter adds only what differs between pipelines: which class to run for a chunk's anchors, the shape of its
+initial noise, and its call arguments. Every adapter draws the noise on the CPU from the chunk's seed and passes
+it as ``latents=``, and passes a seeded CPU generator for the draws a pipeline makes itself (SVD's noise
+augmentation, CogVideoX-I2V's image latents, LTX conditions), so a chunk is the same on any device.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from longvid.families import get_family
+from longvid.graph import Task
+from longvid.stages.base import StageSpec
+from longvid.stages.pipelines import cpu_generator, cpu_noise, hold, settings_for, to_pil, to_uint8
+from longvid.timing import FrameRule
+
+LOW_MEMORY = {"vae_tiling": True, "vae_slicing": True, "offload": "model", "decode_chunk_size": 2}
+
+
+def _load(path: str, dtype, motion_adapter: str | None = None):
+    from diffusers import DiffusionPipeline
+
+    if motion_adapter:  # a plain Stable Diffusion model turned into AnimateDiff by a motion adapter
+        from diffusers import AnimateDiffPipeline, MotionAdapter
+
+        adapter = MotionAdapter.from_pretrained(motion_adapter, torch_dtype=dtype)
+        return AnimateDiffPipeline.from_pretrained(path, motion_adapter=adapter, torch_dtype=dtype)
+    return DiffusionPipeline.from_pretrained(path, torch_dtype=dtype)
+
+
+class ChunkStage:
+    """Generates one chunk with a family's pipeline; subclasses are the family adapters."""
+
+    family: str
+
+    def __init__(self):
+        self.spec = StageSpec(name=f"{self.family}.chunk", kind="chunk", code_version="1", inputs=("keyframe", "chunk"),
+                              output="frames", resources={"gpus": 1}, low_memory=LOW_MEMORY)
+
+    def __call__(self, task: Task, inputs: Mapping[str, Any]) -> np.ndarray:
+        # 1. check inputs
+        p = task.params
+        family = get_family(self.family)
+        rule = FrameRule.parse(family.frame_rule)
+        if not rule.is_legal(p["frames"]):
+            raise ValueError(f"`frames` ({p['frames']}) is not a legal {self.family} frame count ({rule})")
+        settings = settings_for(p)
+
+        # 2. prepare conditioning: the anchor images by frame index in the chunk
+        images = {}
+        for anchor in p["anchors"]:
+            source = inputs[anchor["task"]]
+            images[anchor["index"]] = source if "frame" not in anchor else source[anchor["frame"]]
+
+        # 3. load the pipeline, check what it can take, and prepare the latents on the CPU
+        base = hold(settings, lambda path, dtype: _load(path, dtype, settings.get("motion_adapter")))
+        known = family.pipelines.get(type(base).__name__)
+        if known is None:
+            raise ValueError(f"{task.model} loads as {type(base).__name__}, which is not a {self.family} pipeline "
+                             f"({', '.join(family.pipelines)}); check models.video.family")
+        pipe = self.pipeline_for(base, images)
+        if not images and "text" not in known:
+            raise ValueError(f"{task.model} ({type(pipe).__name__}) needs an image to start a chunk")
+        if images and "first" not in family.pipelines.get(type(pipe).__name__, ()):
+            raise ValueError(f"{task.model} ({type(pipe).__name__}) generates from text only; it cannot start "
+                             f"from a keyframe")
+        latents = self.latents(pipe, p, task.seed)
+
+        # 4. generate
+        kwargs = {"height": p["height"], "width": p["width"], "num_frames": p["frames"],
+                  "num_inference_steps": settings["steps"], "generator": cpu_generator(task.seed),
+                  "output_type": "np"}
+        if latents is not None:
+            kwargs["latents"] = latents
+        kwargs |= self.arguments(pipe, p, settings, images)
+        frames = pipe(**kwargs).frames[0]
+
+        # 5. decode to uint8 and check the count
+        frames = to_uint8(frames)
+        if frames.shape != (p["frames"], p["height"], p["width"], 3):
+            raise RuntimeError(f"{type(pipe).__name__} returned {frames.shape}, expected "
+                               f"({p['frames']}, {p['height']}, {p['width']}, 3)")
+        return frames
+
+    def pipeline_for(self, base: Any, images: dict[int, np.ndarray]) -> Any:
+        """The pipeline that runs a chunk with these anchors (the loaded one unless a family says otherwise)."""
+        return base
+
+    def latents(self, pipe: Any, p: Mapping[str, Any], seed: int):
+        """The initial noise, drawn on the CPU; None where the pipeline draws it from the generator."""
+        raise NotImplementedError
+
+    def arguments(self, pipe: Any, p: Mapping[str, Any], settings: Mapping[str, Any],
+                  images: dict[int, np.ndarray]) -> dict[str, Any]:
+        """The family's own call arguments."""
+        raise NotImplementedError
+
+
+def _text(p: Mapping[str, Any], settings: Mapping[str, Any]) -> dict[str, Any]:
+    return {"prompt": p["prompt"], "negative_prompt": p["negative_prompt"] or None,
+            "guidance_scale": settings["guidance"]}
+
+
+def _last(p: Mapping[str, Any], images: dict[int, np.ndarray]) -> np.ndarray | None:
+    return next((image for index, image in images.items() if index > 0), None)
+
+
+class SVDChunk(ChunkStage):
+    family = "svd"
+
+    def latents(self, pipe, p, seed):
+        scale = pipe.vae_scale_factor
+        return cpu_noise((1, p["frames"], pipe.unet.config.in_channels // 2, p["height"] // scale,
+                          p["width"] // scale), seed)
+
+    def arguments(self, pipe, p, settings, images):
+        return {"image": to_pil(images[0]), "min_guidance_scale": 1.0, "max_guidance_scale": settings["guidance"],
+                "fps": max(1, round(p["fps"])), "motion_bucket_id": 127, "noise_aug_strength": 0.02,
+                "decode_chunk_size": settings.get("decode_chunk_size", 8)}
+
+
+class CogVideoXChunk(ChunkStage):
+    family = "cogvideox"
+
+    def latents(self, pipe, p, seed):
+        frames = (p["frames"] - 1) // pipe.vae_scale_factor_temporal + 1
+        patch_t = pipe.transformer.config.patch_size_t
+        if patch_t and frames % patch_t:  # CogVideoX 1.5 pads the latent frames to its temporal patch
+            frames += patch_t - frames % patch_t
+        scale = pipe.vae_scale_factor_spatial
+        return cpu_noise((1, frames, pipe.vae.config.latent_channels, p["height"] // scale, p["width"] // scale), seed)
+
+    def arguments(self, pipe, p, settings, images):
+        kwargs = _text(p, settings) | {"max_sequence_length": pipe.transformer.config.max_text_seq_length}
+        if images:
+            kwargs["image"] = to_pil(images[0])
+        return kwargs
+
+
+class WanChunk(ChunkStage):
+    family = "wan"
+
+    def latents(self, pipe, p, seed):
+        frames = (p["frames"] - 1) // pipe.vae_scale_factor_temporal + 1
+        scale = pipe.vae_scale_factor_spatial
+        return cpu_noise((1, pipe.vae.config.z_dim, frames, p["height"] // scale, p["width"] // scale), seed)
+
+    def arguments(self, pipe, p, settings, images):
+        kwargs = _text(p, settings)
+        if images:
+            kwargs["image"] = to_pil(images[0])
+            last = _last(p, images)
+            if last is not None:  # first-last-frame: the chunk ends on the keyframe
+                kwargs["last_image"] = to_pil(last)
+            elif pipe.transformer.config.pos_embed_seq_len:
+                # A first-last-frame checkpoint embeds two images. With no keyframe to end on, it sees the first
+                # image twice in its image context, while its video condition pins only the first frame.
+                kwargs["image_embeds"] = pipe.encode_image([kwargs["image"]] * 2, pipe._execution_device)
+        return kwargs
+
+
+class LTXChunk(ChunkStage):
+    family = "ltx"
+
+    def __init__(self):
+        super().__init__()
+        self._condition: tuple[Any, Any] | None = None  # (loaded pipeline, LTXConditionPipeline sharing its modules)
+
+    def pipeline_for(self, base, images):
+        if not images:
+            return base
+        if type(base).__name__ == "LTXConditionPipeline":
+            return base
+        if self._condition is None or self._condition[0] is not base:
+            from diffusers import LTXConditionPipeline
+
+            self._condition = (base, LTXConditionPipeline.from_pipe(base))
+        return self._condition[1]
+
+    def latents(self, pipe, p, seed):
+        if type(pipe).__name__ == "LTXConditionPipeline":
+            return None  # it takes clean latents to re-noise, not noise: its noise comes from the CPU generator
+        frames = (p["frames"] - 1) // pipe.vae_temporal_compression_ratio + 1
+        scale = pipe.vae_spatial_compression_ratio
+        noise = cpu_noise((1, pipe.transformer.config.in_channels, frames, p["height"] // scale,
+                           p["width"] // scale), seed)
+        return pipe._pack_latents(noise, pipe.transformer_spatial_patch_size, pipe.transformer_temporal_patch_size)
+
+    def arguments(self, pipe, p, settings, images):
+        kwargs = _text(p, settings) | {"frame_rate": p["fps"]}
+        if images:
+            from diffusers.pipelines.ltx.pipeline_ltx_condition import LTXVideoCondition
+
+            kwargs["conditions"] = [LTXVideoCondition(image=to_pil(image), frame_index=index, strength=1.0)
+                                    for index, image in sorted(images.items())]
+        return kwargs
+
+
+class AnimateDiffChunk(ChunkStage):
+    family = "animatediff"
+
+    def latents(self, pipe, p, seed):
+        scale = pipe.vae_scale_factor
+        return cpu_noise((1, pipe.unet.config.in_channels, p["frames"], p["height"] // scale, p["width"] // scale),
+                         seed)
+
+    def arguments(self, pipe, p, settings, images):
+        return _text(p, settings)

@@ -1,0 +1,223 @@
+"""Tiny, randomly initialised, real diffusers pipelines, built offline and saved in diffusers format.
+
+Sizes follow diffusers' own `get_dummy_components`; tokenizers come from the small vocab files in
+fixtures/tokenizers. `build(kind, root)` saves one pipeline under ``root/kind`` with `save_pretrained`, so a
+storyboard's ``model:`` can point at the folder and longvid loads it through `from_pretrained`, as users do.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+VOCAB = Path(__file__).parent / "fixtures" / "tokenizers"
+KINDS = ("sd", "sdxl", "svd", "cogvideox", "cogvideox-i2v", "wan", "wan-i2v", "wan-flf2v", "ltx", "animatediff")
+
+
+def clip_tokenizer():
+    from transformers import CLIPTokenizer
+
+    vocab = json.loads((VOCAB / "clip-vocab.json").read_text())
+    merges = [tuple(line.split()) for line in (VOCAB / "clip-merges.txt").read_text().splitlines()[1:]]
+    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=77)
+
+
+def t5_tokenizer():
+    from transformers import T5Tokenizer
+
+    pieces = [tuple(p) for p in json.loads((VOCAB / "t5-vocab.json").read_text())]
+    return T5Tokenizer(vocab=pieces, extra_ids=0, model_max_length=64)
+
+
+def clip_text(hidden: int = 32, projection: bool = False, projection_dim: int = 32):
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    config = CLIPTextConfig(bos_token_id=0, eos_token_id=2, hidden_size=hidden, intermediate_size=37,
+                            layer_norm_eps=1e-05, num_attention_heads=4, num_hidden_layers=2, pad_token_id=1,
+                            vocab_size=1000, hidden_act="gelu", projection_dim=projection_dim)
+    torch.manual_seed(0)
+    return CLIPTextModelWithProjection(config) if projection else CLIPTextModel(config)
+
+
+def t5_text(umt5: bool = False):
+    from transformers import T5Config, T5EncoderModel, UMT5Config, UMT5EncoderModel
+
+    kwargs = dict(vocab_size=128, d_model=32, d_kv=8, d_ff=37, num_layers=2, num_heads=4,
+                  relative_attention_num_buckets=8, decoder_start_token_id=0)
+    torch.manual_seed(0)
+    return UMT5EncoderModel(UMT5Config(**kwargs)) if umt5 else T5EncoderModel(T5Config(**kwargs))
+
+
+def clip_vision(image_size: int, patch_size: int, hidden: int = 32, projection: int = 32, with_projection=True):
+    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel, CLIPVisionModelWithProjection
+
+    config = CLIPVisionConfig(hidden_size=hidden, projection_dim=projection, num_hidden_layers=2,
+                              num_attention_heads=4, image_size=image_size, intermediate_size=37, patch_size=patch_size)
+    torch.manual_seed(0)
+    model = (CLIPVisionModelWithProjection if with_projection else CLIPVisionModel)(config)
+    return model, CLIPImageProcessor(crop_size=image_size, size=image_size)
+
+
+def sd_vae(channels=(8, 8), groups=2):
+    from diffusers import AutoencoderKL
+
+    torch.manual_seed(0)
+    return AutoencoderKL(block_out_channels=list(channels), in_channels=3, out_channels=3,
+                         down_block_types=["DownEncoderBlock2D"] * 2, up_block_types=["UpDecoderBlock2D"] * 2,
+                         latent_channels=4, norm_num_groups=groups)
+
+
+def _sd():
+    from diffusers import DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(block_out_channels=(4, 8), layers_per_block=1, sample_size=32, in_channels=4,
+                                out_channels=4, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+                                up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=32,
+                                norm_num_groups=2)
+    scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
+                              set_alpha_to_one=False)
+    return StableDiffusionPipeline(vae=sd_vae((4, 8)), text_encoder=clip_text(), tokenizer=clip_tokenizer(), unet=unet,
+                                   scheduler=scheduler, safety_checker=None, feature_extractor=None,
+                                   requires_safety_checker=False)
+
+
+def _sdxl():
+    from diffusers import EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
+
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(block_out_channels=(2, 4), layers_per_block=1, sample_size=32, in_channels=4,
+                                out_channels=4, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+                                up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), attention_head_dim=(2, 4),
+                                use_linear_projection=True, addition_embed_type="text_time", addition_time_embed_dim=8,
+                                transformer_layers_per_block=(1, 2), projection_class_embeddings_input_dim=80,
+                                cross_attention_dim=64, norm_num_groups=1)
+    scheduler = EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, steps_offset=1,
+                                       beta_schedule="scaled_linear", timestep_spacing="leading")
+    return StableDiffusionXLPipeline(vae=sd_vae((4, 8)), text_encoder=clip_text(), tokenizer=clip_tokenizer(),
+                                     text_encoder_2=clip_text(projection=True), tokenizer_2=clip_tokenizer(),
+                                     unet=unet, scheduler=scheduler)
+
+
+def _svd():
+    from diffusers import (AutoencoderKLTemporalDecoder, EulerDiscreteScheduler, StableVideoDiffusionPipeline,
+                           UNetSpatioTemporalConditionModel)
+
+    torch.manual_seed(0)
+    unet = UNetSpatioTemporalConditionModel(
+        block_out_channels=(32, 64), layers_per_block=1, sample_size=32, in_channels=8, out_channels=4,
+        down_block_types=("CrossAttnDownBlockSpatioTemporal", "DownBlockSpatioTemporal"),
+        up_block_types=("UpBlockSpatioTemporal", "CrossAttnUpBlockSpatioTemporal"), cross_attention_dim=32,
+        num_attention_heads=8, projection_class_embeddings_input_dim=96, addition_time_embed_dim=32)
+    scheduler = EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                                       interpolation_type="linear", num_train_timesteps=1000,
+                                       prediction_type="v_prediction", sigma_max=700.0, sigma_min=0.002,
+                                       steps_offset=1, timestep_spacing="leading", timestep_type="continuous",
+                                       use_karras_sigmas=True)
+    torch.manual_seed(0)
+    vae = AutoencoderKLTemporalDecoder(block_out_channels=[32, 64], in_channels=3, out_channels=3,
+                                       down_block_types=["DownEncoderBlock2D"] * 2, latent_channels=4)
+    # The pipeline resizes the image to 224 px before its encoder; under transformers 5 the encoder must match.
+    encoder, processor = clip_vision(image_size=224, patch_size=32)
+    return StableVideoDiffusionPipeline(vae=vae, image_encoder=encoder, unet=unet, scheduler=scheduler,
+                                        feature_extractor=processor)
+
+
+def _cogvideox(image: bool):
+    from diffusers import (AutoencoderKLCogVideoX, CogVideoXDDIMScheduler, CogVideoXImageToVideoPipeline,
+                           CogVideoXPipeline, CogVideoXTransformer3DModel)
+
+    torch.manual_seed(0)
+    transformer = CogVideoXTransformer3DModel(
+        num_attention_heads=2, attention_head_dim=16, in_channels=8 if image else 4, out_channels=4, time_embed_dim=2,
+        text_embed_dim=32, num_layers=1, sample_width=8, sample_height=8, sample_frames=9, patch_size=2,
+        temporal_compression_ratio=4, max_text_seq_length=16, use_rotary_positional_embeddings=image)
+    torch.manual_seed(0)
+    vae = AutoencoderKLCogVideoX(in_channels=3, out_channels=3, down_block_types=("CogVideoXDownBlock3D",) * 4,
+                                 up_block_types=("CogVideoXUpBlock3D",) * 4, block_out_channels=(8, 8, 8, 8),
+                                 latent_channels=4, layers_per_block=1, norm_num_groups=2, temporal_compression_ratio=4)
+    cls = CogVideoXImageToVideoPipeline if image else CogVideoXPipeline
+    return cls(tokenizer=t5_tokenizer(), text_encoder=t5_text(), vae=vae, transformer=transformer,
+               scheduler=CogVideoXDDIMScheduler())
+
+
+def _wan(kind: str):
+    from diffusers import (AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanImageToVideoPipeline, WanPipeline,
+                           WanTransformer3DModel)
+
+    torch.manual_seed(0)
+    vae = AutoencoderKLWan(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
+                           temperal_downsample=[False, True, True])
+    scheduler = FlowMatchEulerDiscreteScheduler(shift=7.0)
+    image = kind != "wan"
+    extra = {}
+    if image:  # image tokens: 16 patches + CLS per image; first-last-frame models embed two images
+        extra = {"image_dim": 32, "pos_embed_seq_len": 2 * 17 if kind == "wan-flf2v" else None}
+    torch.manual_seed(0)
+    transformer = WanTransformer3DModel(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12,
+                                        in_channels=36 if image else 16, out_channels=16, text_dim=32, freq_dim=256,
+                                        ffn_dim=32, num_layers=2, cross_attn_norm=True,
+                                        qk_norm="rms_norm_across_heads", rope_max_seq_len=32, **extra)
+    common = dict(tokenizer=t5_tokenizer(), text_encoder=t5_text(umt5=True), vae=vae, transformer=transformer,
+                  scheduler=scheduler)
+    if not image:
+        return WanPipeline(**common)
+    encoder, processor = clip_vision(image_size=32, patch_size=8, with_projection=False)
+    return WanImageToVideoPipeline(**common, image_encoder=encoder, image_processor=processor)
+
+
+def _ltx():
+    from diffusers import AutoencoderKLLTXVideo, FlowMatchEulerDiscreteScheduler, LTXPipeline, LTXVideoTransformer3DModel
+
+    torch.manual_seed(0)
+    transformer = LTXVideoTransformer3DModel(in_channels=8, out_channels=8, patch_size=1, patch_size_t=1,
+                                             num_attention_heads=4, attention_head_dim=8, cross_attention_dim=32,
+                                             num_layers=1, caption_channels=32)
+    torch.manual_seed(0)
+    vae = AutoencoderKLLTXVideo(in_channels=3, out_channels=3, latent_channels=8, block_out_channels=(8, 8, 8, 8),
+                                decoder_block_out_channels=(8, 8, 8, 8), layers_per_block=(1, 1, 1, 1, 1),
+                                decoder_layers_per_block=(1, 1, 1, 1, 1),
+                                spatio_temporal_scaling=(True, True, False, False),
+                                decoder_spatio_temporal_scaling=(True, True, False, False),
+                                decoder_inject_noise=(False, False, False, False, False),
+                                upsample_residual=(False, False, False, False), upsample_factor=(1, 1, 1, 1),
+                                timestep_conditioning=False, patch_size=1, patch_size_t=1, encoder_causal=True,
+                                decoder_causal=False)
+    return LTXPipeline(transformer=transformer, vae=vae, scheduler=FlowMatchEulerDiscreteScheduler(),
+                       text_encoder=t5_text(), tokenizer=t5_tokenizer())
+
+
+def _animatediff():
+    from diffusers import AnimateDiffPipeline, DDIMScheduler, MotionAdapter, UNet2DConditionModel
+
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(block_out_channels=(8, 8), layers_per_block=1, sample_size=8, in_channels=4,
+                                out_channels=4, down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+                                up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=32,
+                                norm_num_groups=2)
+    scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="linear", clip_sample=False)
+    torch.manual_seed(0)
+    adapter = MotionAdapter(block_out_channels=(8, 8), motion_layers_per_block=1, motion_norm_num_groups=2,
+                            motion_num_attention_heads=4)
+    return AnimateDiffPipeline(unet=unet, scheduler=scheduler, vae=sd_vae(), motion_adapter=adapter,
+                               text_encoder=clip_text(), tokenizer=clip_tokenizer(), feature_extractor=None,
+                               image_encoder=None)
+
+
+def make(kind: str):
+    """The tiny pipeline called `kind` (one of KINDS), in memory."""
+    builders = {"sd": _sd, "sdxl": _sdxl, "svd": _svd, "cogvideox": lambda: _cogvideox(False),
+                "cogvideox-i2v": lambda: _cogvideox(True), "wan": lambda: _wan("wan"),
+                "wan-i2v": lambda: _wan("wan-i2v"), "wan-flf2v": lambda: _wan("wan-flf2v"), "ltx": _ltx,
+                "animatediff": _animatediff}
+    return builders[kind]()
+
+
+def build(kind: str, root: Path) -> Path:
+    """Save the tiny `kind` pipeline under ``root/kind`` (once) and return the folder."""
+    folder = Path(root) / kind
+    if not (folder / "model_index.json").exists():
+        make(kind).save_pretrained(folder)
+    return folder
