@@ -30,7 +30,7 @@ from pydantic import (
 
 from longvid import timing
 from longvid.errors import Problem, StoryboardError, format_path
-from longvid.families import checkpoint_abilities, get_family, model_problem
+from longvid.families import checkpoint_abilities, get_family, model_problem, pipeline_class
 
 Camera = Literal["static", "push-in", "pull-out", "zoom-in", "zoom-out", "pan-left", "pan-right", "tilt-up", "tilt-down"]
 CHARACTER_REF = re.compile(r"\{([^{}]*)\}")
@@ -392,6 +392,11 @@ def _model_problems(spec: StoryboardSpec) -> list[Problem]:
         if getattr(spec, side) % family.size_multiple:
             problems.append(Problem(f"`{side}` ({getattr(spec, side)}) must be a multiple of "
                                     f"{family.size_multiple} for {family.name}", (side,)))
+    declared = pipeline_class(video.model, spec.base_dir)
+    if declared and declared not in family.pipelines:
+        problems.append(Problem(f"{video.model} is a {declared}, not a {family.name} model "
+                                f"({', '.join(family.pipelines)}); check `family`", ("models", "video", "model")))
+        return problems
     abilities, source = checkpoint_abilities(family, video.model, spec.base_dir)
     what = f"{video.model} ({source})" if source else video.model
     drawn = keyframes.engine == "diffusers"

@@ -124,7 +124,9 @@ def compile_storyboard(spec: StoryboardSpec) -> RenderPlan:
         # 2. chunks over the rendered range at the base rate
         base_frames = timing.base_frame_count(span.rendered, factor)
         # keyframes by the base frame they fall on; later keyframes split the shot where a chunk can end on one
-        key_at = {min(base_frames - 1, round(f / factor)): key_ids[i] for i, f in enumerate(key_frames)}
+        last_rendered = span.head + span.frames - 1 + span.tail
+        key_at = {base_frames - 1 if f == last_rendered else min(base_frames - 1, round(f / factor)): key_ids[i]
+                  for i, f in enumerate(key_frames)}  # a keyframe on the shot's last frame closes its last chunk
         opening = key_ids[0] if key_ids and usable[0].at * spec.fps < 0.5 else None
         if not preview and abilities & {"last", "any"}:
             spans = timing.span_windows(base_frames, [j for j in key_at if 0 < j < base_frames - 1 and key_at[j]

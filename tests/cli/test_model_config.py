@@ -1,0 +1,95 @@
+"""The models section: what a storyboard asks of a model family is checked before anything loads.
+
+Model folders here hold only the JSON a diffusers folder declares itself with (model_index.json, a transformer
+config), which is all the validator reads; nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_cli, write
+
+
+def fake_model(root: Path, name: str, cls: str | None, transformer: dict | None = None) -> str:
+    folder = root / name
+    folder.mkdir()
+    if cls:
+        (folder / "model_index.json").write_text(json.dumps({"_class_name": cls}))
+    if transformer:
+        (folder / "transformer").mkdir()
+        (folder / "transformer" / "config.json").write_text(json.dumps(transformer))
+    return f"./{name}"
+
+
+def board(models: str, shots: str = "  - {prompt: a cat, duration: 2}\n", size: str = "width: 64\nheight: 64\n") -> str:
+    return f"{size}models:\n{models}shots:\n{shots}"
+
+
+CASES = {
+    "unknown family": (lambda r: board("  video: {family: wann, model: x/y}\n"),
+                       "`family` must be one of preview, svd, cogvideox, wan, ltx, animatediff (got 'wann') (did you mean `wan`?)"),
+    "family without a model": (lambda r: board("  video: {family: wan}\n"),
+                               "family 'wan' needs `model`: a hub id such as 'Wan-AI/Wan2.1-T2V-1.3B-Diffusers'"),
+    "folder not in diffusers format": (
+        lambda r: board(f"  video: {{family: wan, model: {fake_model(r, 'raw', None)}}}\n"),
+        "is not a model in diffusers format (no model_index.json)"),
+    "missing folder": (lambda r: board("  video: {family: wan, model: ./models/nope}\n"),
+                       "model folder not found: ./models/nope"),
+    "checkpoint of another family": (
+        lambda r: board(f"  video: {{family: wan, model: {fake_model(r, 'cog', 'CogVideoXPipeline')}}}\n"),
+        "is a CogVideoXPipeline, not a wan model"),
+    "last-frame anchoring on svd": (
+        lambda r: board(f"  keyframes: {{model: {fake_model(r, 'sd', 'StableDiffusionPipeline')}}}\n"
+                        f"  video: {{family: svd, model: {fake_model(r, 'svd', 'StableVideoDiffusionPipeline')}}}\n",
+                        "  - prompt: a cat\n    duration: 2\n    keyframes: [{at: 2, prompt: the cat sleeps}]\n"),
+        "conditions on the first frame only: it cannot pass through a keyframe at 2 s"),
+    "svd without an image to start from": (
+        lambda r: board(f"  video: {{family: svd, model: {fake_model(r, 'svd', 'StableVideoDiffusionPipeline')}}}\n"),
+        "needs an image to start each shot: set models.keyframes.model"),
+    "keyframes on a text-only model": (
+        lambda r: board(f"  video: {{family: wan, model: {fake_model(r, 't2v', 'WanPipeline')}}}\n",
+                        "  - prompt: a cat\n    duration: 2\n    keyframes: [{at: 0, prompt: a cat}]\n"),
+        "generates from text only: it cannot start from or pass through a keyframe"),
+    "size the family cannot take": (
+        lambda r: board(f"  video: {{family: ltx, model: {fake_model(r, 'ltx', 'LTXPipeline')}}}\n",
+                        size="width: 80\nheight: 64\n"),
+        "`width` (80) must be a multiple of 32 for ltx"),
+    "keyframe backend without a model": (lambda r: board("  keyframes: {backend: diffusers}\n"),
+                                         "the diffusers keyframe backend needs `model`"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_model_settings_a_storyboard_cannot_use_exit_2(case, tmp_path):
+    text, message = CASES[case]
+    story = write(tmp_path / "story.yaml", text(tmp_path))
+    result = run_cli("validate", str(story))
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr and f"{story}:" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_first_last_frame_model_needs_every_chunk_to_end_on_a_keyframe(tmp_path):
+    flf2v = fake_model(tmp_path, "flf2v", "WanImageToVideoPipeline", {"pos_embed_seq_len": 514})
+    sd = fake_model(tmp_path, "sd", "StableDiffusionPipeline")
+    story = write(tmp_path / "story.yaml", board(f"  keyframes: {{model: {sd}}}\n  video: {{family: wan, model: {flf2v}}}\n"))
+    output = tmp_path / "out.mp4"
+    result = run_cli("render", str(story), "-o", str(output))
+    assert result.returncode == 2, result.stderr
+    assert "is a first-last-frame model: every chunk must end on a keyframe" in result.stderr
+    assert "at: 2" in result.stderr and not output.exists()
+    # with a keyframe at the end of the shot, it plans one chunk from keyframe to keyframe
+    write(story, board(f"  keyframes: {{model: {sd}}}\n  video: {{family: wan, model: {flf2v}}}\n",
+                       "  - prompt: a cat\n    duration: 2\n    keyframes: [{at: 2, prompt: the cat sleeps}]\n"))
+    graph = run_cli("graph", str(story), "--format", "json")
+    assert graph.returncode == 0, graph.stderr
+    (chunk,) = [t for t in json.loads(graph.stdout)["tasks"] if t["kind"] == "chunk"]
+    # 2 s at 24 fps is 48 frames; generated at Wan's 16 fps that is 33, a legal 4k+1: first and last are keyframes
+    assert chunk["params"]["frames"] == 33 and chunk["params"]["used"] == 33
+    assert chunk["params"]["anchors"] == [{"task": "keyframe:shot01:0", "index": 0},
+                                          {"task": "keyframe:shot01:1", "index": 32}]
+    assert chunk["deps"] == ["keyframe:shot01:0", "keyframe:shot01:1"]
