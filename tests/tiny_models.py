@@ -221,3 +221,19 @@ def build(kind: str, root: Path) -> Path:
     if not (folder / "model_index.json").exists():
         make(kind).save_pretrained(folder)
     return folder
+
+
+def build_lora(root: Path) -> Path:
+    """A LoRA for the tiny SD UNet, with random (not zero) up-projections so that it changes the output."""
+    from diffusers import StableDiffusionPipeline
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    folder = Path(root) / "sd-lora"
+    if not (folder / "pytorch_lora_weights.safetensors").exists():
+        unet = make("sd").unet
+        torch.manual_seed(1)
+        unet.add_adapter(LoraConfig(r=4, lora_alpha=4, init_lora_weights=False,
+                                    target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
+        StableDiffusionPipeline.save_lora_weights(folder, unet_lora_layers=get_peft_model_state_dict(unet))
+    return folder

@@ -183,6 +183,23 @@ def test_a_scheduler_override_changes_the_keyframes(tiny, tmp_path, private_cach
     assert not np.array_equal(*first)
 
 
+def test_a_lora_changes_the_keyframes_and_its_weight_matters(tiny, tmp_path, private_cache):
+    from tests.tiny_models import build_lora
+
+    lora = build_lora(tiny("sd").parent)
+    store = ArtifactStore(private_cache)
+    firsts = []
+    for loras in ([], [{"path": str(lora), "weight": 1.0}], [{"path": str(lora), "weight": 0.5}]):
+        board = storyboard(tmp_path, {"family": "wan", "model": str(tiny("wan-i2v")), "chunk_frames": 9}, fps=16,
+                           durations=(0.5,), keyframes=str(tiny("sd")))
+        data = json.loads(board.read_text())
+        data["models"]["keyframes"]["loras"] = loras
+        write(board, json.dumps(data))
+        manifest = longvid.render(board, tmp_path / "out.mp4")
+        firsts.append(store.load(manifest["shots"][0]["keyframes"][0]["cache_key"]).tobytes())
+    assert len(set(firsts)) == 3
+
+
 def test_an_out_of_memory_chunk_is_retried_with_the_low_memory_settings(tiny, tmp_path, monkeypatch, private_cache):
     plan = tmp_path / "faults.json"
     plan.write_text(json.dumps({"chunk:s0:0": ["oom"]}))
