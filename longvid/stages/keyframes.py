@@ -20,7 +20,7 @@ LOW_MEMORY = {"vae_tiling": True, "vae_slicing": True, "offload": "model"}
 def _load(path: str, dtype):
     from diffusers import AutoPipelineForText2Image
 
-    return AutoPipelineForText2Image.from_pretrained(path, torch_dtype=dtype)
+    return AutoPipelineForText2Image.from_pretrained(path, dtype=dtype)
 
 
 class DiffusersKeyframe:

@@ -29,9 +29,9 @@ def _load(path: str, dtype, motion_adapter: str | None = None):
     if motion_adapter:  # a plain Stable Diffusion model turned into AnimateDiff by a motion adapter
         from diffusers import AnimateDiffPipeline, MotionAdapter
 
-        adapter = MotionAdapter.from_pretrained(motion_adapter, torch_dtype=dtype)
-        return AnimateDiffPipeline.from_pretrained(path, motion_adapter=adapter, torch_dtype=dtype)
-    return DiffusionPipeline.from_pretrained(path, torch_dtype=dtype)
+        adapter = MotionAdapter.from_pretrained(motion_adapter, dtype=dtype)
+        return AnimateDiffPipeline.from_pretrained(path, motion_adapter=adapter, dtype=dtype)
+    return DiffusionPipeline.from_pretrained(path, dtype=dtype)
 
 
 class ChunkStage:
