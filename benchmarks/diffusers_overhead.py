@@ -77,7 +77,7 @@ def main() -> None:
         kwargs = {"height": p["height"], "width": p["width"], "num_frames": p["frames"],
                   "num_inference_steps": settings["steps"], "generator": pipelines.cpu_generator(task.seed),
                   "output_type": "np", "latents": adapter.latents(pipe, p, task.seed)}
-        kwargs |= adapter.arguments(pipe, p, settings, {})
+        kwargs |= adapter.arguments(pipe, p, settings, {}, {})
         began = time.perf_counter()
         frames = pipelines.to_uint8(pipe(**kwargs).frames[0])
         if n:

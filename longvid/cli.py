@@ -262,6 +262,42 @@ def interpolate(
               f"{summary['frames']} at {summary['fps']:g} fps ({summary['backend']}) in {summary['seconds']:.1f} s")
 
 
+@app.command()
+@_guarded
+def qa(
+    video: Annotated[Path, typer.Argument(help="A video longvid rendered (its manifest beside it).", show_default=False)],
+    cache: Annotated[Path | None, typer.Option(help="The cache holding its keyframes (colour anchors).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Seam scores, warp errors and colour drift of VIDEO, per seam and per chunk."""
+    import json
+
+    from rich.table import Table
+
+    from longvid.render import qa_video
+
+    report = qa_video(video, cache)
+    if as_json:
+        out.print(json.dumps(report, indent=2), soft_wrap=True)
+        return
+    drift = {(d["shot"], d["chunk"]): d["colour_drift"] for d in report["chunks"]}
+    seams = {(d["shot"], d["chunk"]): d for d in report["seams"]}
+    table = Table("shot", "chunk", "seam frames", "seam score", "warp error", "colour drift (dE)")
+    for key in sorted(drift.keys() | seams.keys(), key=lambda k: (list(drift).index(k) if k in drift else 0, k[1])):
+        seam = seams.get(key, {})
+        table.add_row(key[0], str(key[1]), "-".join(map(str, seam.get("frames", []))) or "",
+                      _num(seam.get("score")), _num(seam.get("warp_error")), _num(drift.get(key)))
+    out.print(table)
+    summary = report["summary"]
+    out.print(f"{summary['seams']} seams: mean score {_num(summary['mean_seam_score'])}, worst "
+              f"{_num(summary['worst_seam_score'])} (1.0: invisible); mean colour drift "
+              f"{_num(summary['mean_colour_drift'])}")
+
+
+def _num(value: float | None) -> str:
+    return "" if value is None else f"{value:.2f}"
+
+
 models_app = typer.Typer(help="Model files longvid fetches itself (RIFE weights).", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 

@@ -23,12 +23,14 @@ from longvid.execution.events import Event, Reporter, ignore
 from longvid.execution.executor import Execution, execute, task_record
 from longvid.planners.compile import RenderPlan, compile_storyboard
 from longvid.stages import get_stage
-from longvid.stitching.blend import blend_chunks, stitch_timeline
+from longvid.stitching.blend import anchored, blend_chunks, stitch_timeline
+from longvid.stitching.colour import LabStats
 from longvid.stitching.encode import Mp4Writer
+from longvid.stitching.qa import SeamMeter, ShotSpan, chunk_spans, layout, measure
 from longvid.storyboard import StoryboardSpec, load_storyboard
 
 ENCODE_EVENT_EVERY = 24  # frames between encoding progress events
-STITCH_VERSION = "1"
+STITCH_VERSION = "2"
 DEVICE = re.compile(r"^(cpu|cuda(:\d+)?)$")
 
 
@@ -167,13 +169,18 @@ def render(storyboard: Any, output: str | Path, *, cache_dir: str | Path | None 
         shot = plan.shots[i]
         if shot.interpolate_task is not None:
             return store.frames(keys[shot.interpolate_task])
-        return blend_chunks(shot.windows, lambda c: store.load(keys[shot.chunk_tasks[c]]), spec.continuity.ramp)
+        cont = shot.continuity
+        reference = store.load(keys[shot.opening_keyframe]) if cont.colour_anchor and shot.opening_keyframe else None
+        chunk = anchored(lambda c: store.load(keys[shot.chunk_tasks[c]]), cont.colour_anchor, reference)
+        return blend_chunks(shot.windows, chunk, cont.ramp)
 
     output.parent.mkdir(parents=True, exist_ok=True)
     total = plan.total_frames
+    meter = SeamMeter(qa_layout(plan, keys, store))
     with Mp4Writer(output, spec.width, spec.height, spec.fps, crf=crf, preset=preset) as writer:
         for frame in stitch_timeline(plan.segments, shot_frames):
             writer.write(frame)
+            meter.add(frame)
             if writer.frames % ENCODE_EVENT_EVERY == 0 or writer.frames == total:
                 report(Event("frames", "encode", done=writer.frames, total=total))
         if writer.frames != total:
@@ -185,6 +192,7 @@ def render(storyboard: Any, output: str | Path, *, cache_dir: str | Path | None 
     seconds = time.perf_counter() - began
     manifest = build_manifest(plan, keys, store, execution, output, crf=crf, preset=preset, render_seconds=seconds,
                               devices=device_list, executor=executor)
+    manifest["qa"] = meter.report()
     write_atomic(manifest_path(output), json.dumps(manifest, indent=2) + "\n")
     report(Event("finished", seconds=seconds, done=total, total=total, message=str(output)))
     return manifest
@@ -269,6 +277,45 @@ def interpolate_video(source: str | Path, output: str | Path, *, fps: float | No
             "seconds": round(time.perf_counter() - began, 3)}
 
 
+def qa_layout(plan: RenderPlan, keys: dict[str, str], store: ArtifactStore) -> list[ShotSpan]:
+    """Where the chunks of each shot lie on the output timeline, with the colour anchor of each shot."""
+    shots = []
+    for sp in plan.shots:
+        frames = range(sp.timing.start, sp.timing.end)
+        windows = [(w.start, w.end, w.overlap) for w in sp.windows]
+        anchor = None
+        if sp.opening_keyframe:
+            anchor = LabStats.of(store.load(keys[sp.opening_keyframe]))
+        shots.append(ShotSpan(sp.shot.shot_id, frames, chunk_spans(windows, sp.timing.render_start, plan.factor,
+                                                                   frames), anchor))
+    return shots
+
+
+def qa_video(video: str | Path, cache_dir: str | Path | None = None) -> dict:
+    """Seam QA of a rendered video, from its frames and its manifest (the colour anchors from the cache if there).
+
+    Raises:
+        UserError: when the video or its manifest is missing.
+    """
+    video = Path(video)
+    path = manifest_path(video)
+    if not video.is_file() or not path.is_file():
+        raise UserError(f"{video if not video.is_file() else path} not found: `longvid qa` reads a video longvid "
+                        f"rendered and the manifest written beside it")
+    manifest = json.loads(path.read_text())
+    store = ArtifactStore(cache_dir or default_cache_dir())
+    shots = layout(manifest)
+    for shot, entry in zip(shots, manifest["shots"], strict=True):
+        opening = next((k for k in entry["keyframes"] if k["frame"] == entry["handles"]["head"]), None)
+        if opening and store.has(opening["cache_key"]):
+            shot.anchor = LabStats.of(store.load(opening["cache_key"]))
+    import imageio_ffmpeg
+
+    reader = imageio_ffmpeg.read_frames(str(video))
+    width, height = next(reader)["size"]
+    return measure((np.frombuffer(raw, np.uint8).reshape(height, width, 3) for raw in reader), shots)
+
+
 def build_manifest(plan: RenderPlan, keys: dict[str, str], store: ArtifactStore, execution: Execution, output: Path,
                    *, crf: int, preset: str, render_seconds: float, devices: list[str], executor: str) -> dict:
     """The manifest contract of ARCHITECTURE.md: what was rendered, from what, with which seeds and keys."""
@@ -291,6 +338,8 @@ def build_manifest(plan: RenderPlan, keys: dict[str, str], store: ArtifactStore,
             "seed": spec.shot_seed(sp.shot),
             "transition": sp.shot.transition.model_dump(exclude_none=True),
             "base_frames": sp.base_frames,
+            "factor": plan.factor,
+            "continuity": sp.continuity.model_dump(),
             "keyframes": [
                 {"task": k, "timecode": graph[k].params["label"]["timecode"], "frame": graph[k].window[0],
                  "prompt": graph[k].params["prompt"], "image": graph[k].params["image"], "seed": graph[k].seed}

@@ -30,7 +30,7 @@ from pydantic import (
 
 from longvid import timing
 from longvid.errors import Problem, StoryboardError, format_path
-from longvid.families import checkpoint_abilities, get_family, model_problem, pipeline_class
+from longvid.families import Family, checkpoint_abilities, get_family, model_problem, pipeline_class
 
 Camera = Literal["static", "push-in", "pull-out", "zoom-in", "zoom-out", "pan-left", "pan-right", "tilt-up", "tilt-down"]
 CHARACTER_REF = re.compile(r"\{([^{}]*)\}")
@@ -68,6 +68,31 @@ def _transition_shorthand(value: Any) -> Any:
     return {"type": value} if isinstance(value, str) else value
 
 
+class ContinuitySpec(_Spec):
+    """How consecutive chunks of a shot join (storyboard-wide, and per shot where a shot sets its own)."""
+
+    strategy: Literal["cut", "overlap-blend", "shared-noise", "prefix", "keyframe-anchored"] = Field(
+        "overlap-blend", description="cut: no overlap; overlap-blend: blend overlapping frames; shared-noise: "
+        "overlapping frames also share their initial noise; prefix: each chunk continues from the previous one's "
+        "frames; keyframe-anchored: chunks run from keyframe to keyframe (Wan FLF2V, LTX).")
+    overlap: int = Field(8, ge=0, description="Frames shared by consecutive chunks.")
+    ramp: Literal["linear", "cosine", "pyramid"] = "cosine"
+    noise: Literal["repeat", "shuffle"] = Field(
+        "repeat", description="shared-noise: later chunks reuse the first chunk's noise frames in order, or "
+        "shuffled within each window (FreeNoise).")
+    prefix_frames: int = Field(1, ge=1, le=64, description="prefix: frames of the previous chunk to continue "
+                                                           "from (more than 1 needs ltx).")
+    prefix_strength: float = Field(1.0, ge=0, le=1, description="prefix: how strongly they hold (ltx).")
+    prefix_noise: float = Field(0.0, ge=0, le=1, description="prefix: Gaussian noise added to them, as a fraction "
+                                                            "of the pixel range (0.03 is light).")
+    colour_anchor: float = Field(0.0, ge=0, le=1, description="Match each chunk's Lab mean and spread to the "
+                                                             "shot's opening keyframe, this much (0: off).")
+
+    @property
+    def overlap_frames(self) -> int:
+        return 0 if self.strategy == "cut" else self.overlap
+
+
 class ShotSpec(_Spec):
     """One continuous shot."""
 
@@ -83,6 +108,7 @@ class ShotSpec(_Spec):
     keyframes: list[KeyframeSpec] = Field(default_factory=list)
     transition: Annotated[TransitionSpec, Field(default_factory=TransitionSpec)]
     seed: int | None = Field(None, ge=0, lt=2**63, description="Overrides the storyboard seed for this shot.")
+    continuity: ContinuitySpec | None = Field(None, description="Overrides the storyboard's, key by key.")
 
     _transition = field_validator("transition", mode="before")(_transition_shorthand)
 
@@ -179,18 +205,6 @@ class ModelsSpec(_Spec):
     interpolation: InterpolationSpec = Field(default_factory=InterpolationSpec)
 
 
-class ContinuitySpec(_Spec):
-    """How consecutive chunks of a shot join."""
-
-    strategy: Literal["cut", "overlap-blend"] = "overlap-blend"
-    overlap: int = Field(8, ge=0, description="Frames shared by consecutive chunks (overlap-blend).")
-    ramp: Literal["linear", "cosine"] = "cosine"
-
-    @property
-    def overlap_frames(self) -> int:
-        return self.overlap if self.strategy == "overlap-blend" else 0
-
-
 class StoryboardSpec(_Spec):
     """A whole video: global settings, characters, and the shots in order."""
 
@@ -258,6 +272,12 @@ class StoryboardSpec(_Spec):
     def expand(self, text: str) -> str:
         """Replace each ``{name}`` with that character's description."""
         return CHARACTER_REF.sub(lambda m: self.characters.get(m[1], m[0]), text)
+
+    def continuity_for(self, shot: ShotSpec) -> ContinuitySpec:
+        """The shot's continuity: the storyboard's, with the keys the shot sets replaced."""
+        if shot.continuity is None:
+            return self.continuity
+        return self.continuity.model_copy(update={k: getattr(shot.continuity, k) for k in shot.continuity.model_fields_set})
 
     def shot_seed(self, shot: ShotSpec) -> int:
         return self.seed if shot.seed is None else shot.seed
@@ -360,12 +380,11 @@ def check_semantics(spec: StoryboardSpec) -> list[Problem]:
     video = spec.models.video
     family = get_family(video.family)
     legal = timing.FrameRule.parse(family.frame_rule).at_least(video.frames_asked)
-    if spec.continuity.overlap_frames > (legal - 1) // 2:
-        add(
-            ("continuity", "overlap"),
-            f"`overlap` ({spec.continuity.overlap}) must be less than half the chunk length ({legal} frames), "
-            f"at most {(legal - 1) // 2}",
-        )
+    for where, cont in [(("continuity",), spec.continuity)] + [
+            (("shots", i, "continuity"), spec.continuity_for(shot)) for i, shot in enumerate(spec.shots) if shot.continuity]:
+        if cont.overlap_frames > (legal - 1) // 2:
+            add((*where, "overlap"), f"`overlap` ({cont.overlap}) must be less than half the chunk length "
+                                     f"({legal} frames), at most {(legal - 1) // 2}")
     problems += _model_problems(spec)
     return problems
 
@@ -400,6 +419,9 @@ def _model_problems(spec: StoryboardSpec) -> list[Problem]:
     abilities, source = checkpoint_abilities(family, video.model, spec.base_dir)
     what = f"{video.model} ({source})" if source else video.model
     drawn = keyframes.engine == "diffusers"
+    for where, cont in [(("continuity",), spec.continuity)] + [
+            (("shots", i, "continuity"), spec.continuity_for(shot)) for i, shot in enumerate(spec.shots) if shot.continuity]:
+        problems += _strategy_problems(where, cont, family, abilities, what, drawn)
     for i, shot in enumerate(spec.shots):
         opening = next((kf for kf in shot.keyframes if timing.seconds_to_frames(kf.at, spec.fps) == 0), None)
         if "text" not in abilities and not drawn and not (opening and opening.image):
@@ -416,6 +438,32 @@ def _model_problems(spec: StoryboardSpec) -> list[Problem]:
                                         f"keyframe at {kf.at:g} s (last-frame anchoring needs wan image-to-video or "
                                         f"ltx); move it to a new shot", ("shots", i, "keyframes", k, "at")))
     return problems
+
+
+def _strategy_problems(where: tuple, cont: ContinuitySpec, family: Family, abilities: frozenset[str], what: str,
+                       drawn: bool) -> list[Problem]:
+    """What a continuity strategy needs from the model family."""
+    strategy, tc = cont.strategy, family.temporal_compression
+    if strategy == "keyframe-anchored" and not abilities & {"last", "any"}:
+        return [Problem(f"{what} cannot end a chunk on a keyframe: keyframe-anchored needs a first-last-frame "
+                        f"model (wan FLF2V, ltx)", (*where, "strategy"))]
+    if strategy == "keyframe-anchored" and not drawn:
+        return [Problem("keyframe-anchored needs keyframe images: set models.keyframes.model", (*where, "strategy"))]
+    if strategy == "prefix" and "first" not in abilities:
+        return [Problem(f"{what} generates from text only: prefix needs a model that continues from an image",
+                        (*where, "strategy"))]
+    if strategy == "prefix" and cont.prefix_frames > 1 and "any" not in abilities:
+        return [Problem(f"`prefix_frames` ({cont.prefix_frames}): {what} continues from one image; only ltx "
+                        f"takes several frames", (*where, "prefix_frames"))]
+    if strategy == "shared-noise" and family.name == "ltx":
+        return [Problem("ltx draws its own noise for conditioned chunks: use overlap-blend or prefix",
+                        (*where, "strategy"))]
+    if strategy == "shared-noise" and (cont.overlap < 1 or (cont.overlap - 1) % tc):
+        near = sorted({max(1, cont.overlap - (cont.overlap - 1) % tc), cont.overlap - (cont.overlap - 1) % tc + tc} - {0})
+        return [Problem(f"`overlap` ({cont.overlap}) must be 1 more than a multiple of {tc} for {family.name}, so "
+                        f"that overlapping frames share whole latent frames (try {' or '.join(map(str, near))})",
+                        (*where, "overlap"))]
+    return []
 
 
 def _did_you_mean(word: str, choices: list[str], left: str = "`", right: str = "`") -> str:

@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from longvid import timing
+from longvid.errors import Problem, StoryboardError
+from longvid.families import checkpoint_abilities, get_family, local_model_dir
 from longvid.graph import RenderGraph, Task
 from longvid.models import resolve_interpolation
 from longvid.seeds import derive_seed
-from longvid.errors import Problem, StoryboardError
-from longvid.families import checkpoint_abilities, get_family, local_model_dir
-from longvid.storyboard import KeyframeSpec, PipelineOptions, ShotSpec, StoryboardSpec
+from longvid.storyboard import ContinuitySpec, KeyframeSpec, PipelineOptions, ShotSpec, StoryboardSpec
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,8 @@ class ShotPlan:
     keyframe_tasks: list[str]
     chunk_tasks: list[str]
     interpolate_task: str | None
+    continuity: ContinuitySpec
+    opening_keyframe: str | None  # the colour anchor's reference, when the shot has one
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,6 @@ def compile_storyboard(spec: StoryboardSpec) -> RenderPlan:
         interp_model = str((spec.base_dir / interp_model).resolve())
     if factor > 1 and why:
         notes.append(why)
-    overlap = spec.continuity.overlap_frames
     base_fps = spec.fps / factor
 
     tasks: list[Task] = []
@@ -96,6 +97,11 @@ def compile_storyboard(spec: StoryboardSpec) -> RenderPlan:
         prompt = _full_prompt(spec, shot.prompt)
         negative = shot.negative_prompt if shot.negative_prompt is not None else spec.negative_prompt
         look = {"width": spec.width, "height": spec.height, "negative_prompt": negative}
+        cont = spec.continuity_for(shot)
+        overlap = cont.overlap_frames
+        if preview and cont.strategy in ("shared-noise", "prefix"):
+            notes.append(f"shot {sid!r}: the preview draws frames from time alone, so {cont.strategy} acts as "
+                         f"overlap-blend")
 
         # 1. keyframes, sorted by time; the shot's own prompt opens it unless a keyframe is pinned at 0 s
         pinned = sorted(shot.keyframes, key=lambda kf: kf.at)
@@ -104,6 +110,8 @@ def compile_storyboard(spec: StoryboardSpec) -> RenderPlan:
         key_times, key_ids, key_frames = [], [], []
         # a real model is anchored only on real images: drawn by an image model, or the user's
         usable = [kf for kf in pinned if preview or (takes_images and (keyframe_pipeline or kf.image))]
+        if not preview and cont.strategy == "prefix":  # autoregressive: only the opening keyframe is used
+            usable = [kf for kf in usable if timing.seconds_to_frames(kf.at, spec.fps) == 0]
         for k, kf in enumerate(usable):
             frame = min(timing.seconds_to_frames(kf.at, spec.fps), span.frames - 1)
             task_id = f"keyframe:{sid}:{k}"
@@ -128,7 +136,7 @@ def compile_storyboard(spec: StoryboardSpec) -> RenderPlan:
         key_at = {base_frames - 1 if f == last_rendered else min(base_frames - 1, round(f / factor)): key_ids[i]
                   for i, f in enumerate(key_frames)}  # a keyframe on the shot's last frame closes its last chunk
         opening = key_ids[0] if key_ids and usable[0].at * spec.fps < 0.5 else None
-        if not preview and abilities & {"last", "any"}:
+        if not preview and abilities & {"last", "any"} and cont.strategy != "prefix":
             spans = timing.span_windows(base_frames, [j for j in key_at if 0 < j < base_frames - 1 and key_at[j]
                                                       != opening], chunk, overlap, rule)
         else:
@@ -151,9 +159,18 @@ def compile_storyboard(spec: StoryboardSpec) -> RenderPlan:
             task_id = chunk_ids[w.index]
             if not preview:
                 anchors = _anchors(w, windows, spans, chunk_ids, key_at, opening, abilities) if takes_images else []
+                if cont.strategy == "prefix":
+                    for a in anchors:
+                        if "frame" in a:  # continue from the previous chunk's frames at the start of this one
+                            a |= {"count": min(cont.prefix_frames, w.overlap or 1), "strength": cont.prefix_strength,
+                                  "noise": cont.prefix_noise}
                 camera = f", camera {shot.camera}" if shot.camera != "static" else ""
                 params = look | {"prompt": prompt + camera, "fps": base_fps, "start": w.start, "frames": w.frames,
                                  "used": w.used, "overlap": w.overlap, "anchors": anchors, "pipeline": chunk_pipeline}
+                if cont.strategy == "shared-noise":  # latent frame k of the shot has the same noise in every chunk
+                    tc = family.temporal_compression
+                    params["noise"] = {"seed": derive_seed(seed, sid, "noise", 0), "mode": cont.noise,
+                                       "offset": w.start // tc, "period": family.latent_frames(chunk)}
                 tasks.append(Task(task_id, "chunk", f"{family.name}.chunk", sid, w.index,
                                   derive_seed(seed, sid, "chunk", w.index), (w.start, w.end), "shot-base",
                                   video.model, params, tuple(dict.fromkeys(a["task"] for a in anchors))))
@@ -186,15 +203,17 @@ def compile_storyboard(spec: StoryboardSpec) -> RenderPlan:
             interpolate_id = f"interpolate:{sid}"
             params = {"backend": backend, "model": interp_model, "factor": factor, "base_frames": base_frames,
                       "frames": span.rendered, "scene_threshold": interp.scene_threshold,
-                      "ramp": spec.continuity.ramp, "chunks": chunk_ids,
+                      "ramp": cont.ramp, "colour_anchor": cont.colour_anchor, "reference": opening,
+                      "chunks": chunk_ids,
                       "windows": [[w.start, w.frames, w.used, w.overlap] for w in windows]}
+            deps = tuple(chunk_ids) + ((opening,) if cont.colour_anchor and opening else ())
             tasks.append(Task(interpolate_id, "interpolate", "interpolate", sid, 0, None, (0, span.rendered),
-                              "shot-output", interp_model, params, tuple(chunk_ids)))
-        shot_plans.append(ShotPlan(shot, span, base_frames, windows, key_ids, chunk_ids, interpolate_id))
+                              "shot-output", interp_model, params, deps))
+        shot_plans.append(ShotPlan(shot, span, base_frames, windows, key_ids, chunk_ids, interpolate_id, cont, opening))
 
     # 4. one stitch over the whole timeline
     stitch_deps = tuple(d for p in shot_plans for d in ([p.interpolate_task] if p.interpolate_task else p.chunk_tasks))
-    stitch_params = {"ramp": spec.continuity.ramp, "strategy": spec.continuity.strategy, "overlap": overlap,
+    stitch_params = {"continuity": [p.continuity.model_dump() for p in shot_plans],
                      "fps": spec.fps, "frames": spec.total_frames}
     tasks.append(Task("stitch", "stitch", "stitch", None, 0, None, (0, spec.total_frames), "output", None,
                       stitch_params, stitch_deps))

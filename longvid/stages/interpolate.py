@@ -26,7 +26,7 @@ from longvid import timing
 from longvid._imports import require
 from longvid.graph import Task
 from longvid.stages.base import StageSpec
-from longvid.stitching.blend import blend_chunks, mix
+from longvid.stitching.blend import anchored, blend_chunks, mix
 
 Interpolator = Callable[[np.ndarray, np.ndarray, Sequence[float]], list[np.ndarray]]
 # Colour-histogram distance (0 = same colours, 2 = disjoint) above which two frames are unrelated. On the clips in
@@ -190,13 +190,14 @@ def shot_frames(task: Task, inputs: Mapping[str, np.ndarray]) -> Iterator[np.nda
             inputs.release(p["chunks"][i - 1])
         return inputs[p["chunks"][i]]
 
-    return blend_chunks(windows, chunk, p["ramp"])
+    reference = inputs[p["reference"]] if p.get("colour_anchor") and p.get("reference") else None
+    return blend_chunks(windows, anchored(chunk, p.get("colour_anchor", 0.0), reference), p["ramp"])
 
 
 class Interpolate:
     """A shot's chunks, blended, then interpolated up to the output rate with the task's backend."""
 
-    spec = StageSpec(name="interpolate", kind="interpolate", code_version="2", inputs=("chunk",))
+    spec = StageSpec(name="interpolate", kind="interpolate", code_version="3", inputs=("chunk", "keyframe"))
 
     def __call__(self, task: Task, inputs: Mapping[str, np.ndarray]) -> Iterator[np.ndarray]:
         p = task.params

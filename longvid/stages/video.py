@@ -52,11 +52,19 @@ class ChunkStage:
             raise ValueError(f"`frames` ({p['frames']}) is not a legal {self.family} frame count ({rule})")
         settings = settings_for(p)
 
-        # 2. prepare conditioning: the anchor images by frame index in the chunk
-        images = {}
+        # 2. prepare conditioning: the anchor images (or, for a prefix of several frames, clips) by frame index
+        images, strengths = {}, {}
+        rng = np.random.default_rng(task.seed)
         for anchor in p["anchors"]:
-            source = inputs[anchor["task"]]
-            images[anchor["index"]] = source if "frame" not in anchor else source[anchor["frame"]]
+            image = inputs[anchor["task"]]
+            if "frame" in anchor:  # frames of the previous chunk
+                count = anchor.get("count", 1)
+                image = image[anchor["frame"]:anchor["frame"] + count] if count > 1 else image[anchor["frame"]]
+            if anchor.get("noise"):  # re-noised, so the chunk does not copy the previous one's artefacts
+                image = np.clip(np.rint(image + rng.normal(0, anchor["noise"] * 255, image.shape)), 0, 255)
+                image = image.astype(np.uint8)
+            images[anchor["index"]] = image
+            strengths[anchor["index"]] = anchor.get("strength", 1.0)
 
         # 3. load the pipeline, check what it can take, and prepare the latents on the CPU
         base = hold(settings, lambda path, dtype: _load(path, dtype, settings.get("motion_adapter")))
@@ -78,7 +86,7 @@ class ChunkStage:
                   "output_type": "np"}
         if latents is not None:
             kwargs["latents"] = latents
-        kwargs |= self.arguments(pipe, p, settings, images)
+        kwargs |= self.arguments(pipe, p, settings, images, strengths)
         frames = pipe(**kwargs).frames[0]
 
         # 5. decode to uint8 and check the count
@@ -97,9 +105,29 @@ class ChunkStage:
         raise NotImplementedError
 
     def arguments(self, pipe: Any, p: Mapping[str, Any], settings: Mapping[str, Any],
-                  images: dict[int, np.ndarray]) -> dict[str, Any]:
+                  images: dict[int, np.ndarray], strengths: dict[int, float]) -> dict[str, Any]:
         """The family's own call arguments."""
         raise NotImplementedError
+
+    @staticmethod
+    def noise(shape: tuple[int, ...], axis: int, p: Mapping[str, Any], seed: int):
+        """Initial noise with its latent frames along `axis`; under shared-noise, frame k of the shot's latent
+        timeline gets the same noise in every chunk that covers it (FreeNoise: the first window's frames, repeated
+        in order or shuffled within each later window)."""
+        shared = p.get("noise")
+        if not shared:
+            return cpu_noise(shape, seed)
+        import torch
+
+        period = shared["period"]
+        base = cpu_noise(shape[:axis] + (period,) + shape[axis + 1:], shared["seed"])
+        picks = []
+        for j in range(shape[axis]):
+            block, k = divmod(shared["offset"] + j, period)
+            if shared["mode"] == "shuffle" and block:
+                k = int(np.random.default_rng([shared["seed"] % 2**32, block]).permutation(period)[k])
+            picks.append(k)
+        return base.index_select(axis, torch.tensor(picks))
 
 
 def _text(p: Mapping[str, Any], settings: Mapping[str, Any]) -> dict[str, Any]:
@@ -116,10 +144,10 @@ class SVDChunk(ChunkStage):
 
     def latents(self, pipe, p, seed):
         scale = pipe.vae_scale_factor
-        return cpu_noise((1, p["frames"], pipe.unet.config.in_channels // 2, p["height"] // scale,
-                          p["width"] // scale), seed)
+        return self.noise((1, p["frames"], pipe.unet.config.in_channels // 2, p["height"] // scale,
+                           p["width"] // scale), 1, p, seed)
 
-    def arguments(self, pipe, p, settings, images):
+    def arguments(self, pipe, p, settings, images, strengths):
         return {"image": to_pil(images[0]), "min_guidance_scale": 1.0, "max_guidance_scale": settings["guidance"],
                 "fps": max(1, round(p["fps"])), "motion_bucket_id": 127, "noise_aug_strength": 0.02,
                 "decode_chunk_size": settings.get("decode_chunk_size", 8)}
@@ -134,9 +162,10 @@ class CogVideoXChunk(ChunkStage):
         if patch_t and frames % patch_t:  # CogVideoX 1.5 pads the latent frames to its temporal patch
             frames += patch_t - frames % patch_t
         scale = pipe.vae_scale_factor_spatial
-        return cpu_noise((1, frames, pipe.vae.config.latent_channels, p["height"] // scale, p["width"] // scale), seed)
+        return self.noise((1, frames, pipe.vae.config.latent_channels, p["height"] // scale, p["width"] // scale), 1,
+                          p, seed)
 
-    def arguments(self, pipe, p, settings, images):
+    def arguments(self, pipe, p, settings, images, strengths):
         kwargs = _text(p, settings) | {"max_sequence_length": pipe.transformer.config.max_text_seq_length}
         if images:
             kwargs["image"] = to_pil(images[0])
@@ -149,9 +178,9 @@ class WanChunk(ChunkStage):
     def latents(self, pipe, p, seed):
         frames = (p["frames"] - 1) // pipe.vae_scale_factor_temporal + 1
         scale = pipe.vae_scale_factor_spatial
-        return cpu_noise((1, pipe.vae.config.z_dim, frames, p["height"] // scale, p["width"] // scale), seed)
+        return self.noise((1, pipe.vae.config.z_dim, frames, p["height"] // scale, p["width"] // scale), 2, p, seed)
 
-    def arguments(self, pipe, p, settings, images):
+    def arguments(self, pipe, p, settings, images, strengths):
         kwargs = _text(p, settings)
         if images:
             kwargs["image"] = to_pil(images[0])
@@ -192,13 +221,16 @@ class LTXChunk(ChunkStage):
                            p["width"] // scale), seed)
         return pipe._pack_latents(noise, pipe.transformer_spatial_patch_size, pipe.transformer_temporal_patch_size)
 
-    def arguments(self, pipe, p, settings, images):
+    def arguments(self, pipe, p, settings, images, strengths):
         kwargs = _text(p, settings) | {"frame_rate": p["fps"]}
         if images:
             from diffusers.pipelines.ltx.pipeline_ltx_condition import LTXVideoCondition
 
-            kwargs["conditions"] = [LTXVideoCondition(image=to_pil(image), frame_index=index, strength=1.0)
-                                    for index, image in sorted(images.items())]
+            kwargs["conditions"] = [
+                LTXVideoCondition(video=[to_pil(f) for f in image], frame_index=index, strength=strengths[index])
+                if image.ndim == 4 else LTXVideoCondition(image=to_pil(image), frame_index=index,
+                                                          strength=strengths[index])
+                for index, image in sorted(images.items())]
         return kwargs
 
 
@@ -207,8 +239,8 @@ class AnimateDiffChunk(ChunkStage):
 
     def latents(self, pipe, p, seed):
         scale = pipe.vae_scale_factor
-        return cpu_noise((1, pipe.unet.config.in_channels, p["frames"], p["height"] // scale, p["width"] // scale),
-                         seed)
+        return self.noise((1, pipe.unet.config.in_channels, p["frames"], p["height"] // scale, p["width"] // scale),
+                          2, p, seed)
 
-    def arguments(self, pipe, p, settings, images):
+    def arguments(self, pipe, p, settings, images, strengths):
         return _text(p, settings)

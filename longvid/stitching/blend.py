@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
+from longvid.stitching.colour import LabStats, anchor_colours
 from longvid.stitching.weights import ramp
 from longvid.timing import ChunkWindow, Segment
 
@@ -44,6 +45,21 @@ def blend_chunks(windows: list[ChunkWindow], chunk: Callable[[int], np.ndarray],
         # A copy, not a view: a view would keep the whole chunk alive while the next one is generated.
         carried = frames[w.used - next_overlap : w.used].copy() if next_overlap else None
         del frames
+
+
+def anchored(chunk: Callable[[int], np.ndarray], strength: float, reference: np.ndarray | None) -> Callable[[int], np.ndarray]:
+    """`chunk` with every chunk's colours anchored to `reference` (an image; None: the shot's first chunk)."""
+    if not strength:
+        return chunk
+    target = [LabStats.of(reference) if reference is not None else None]
+
+    def load(i: int) -> np.ndarray:
+        frames = chunk(i)
+        if target[0] is None:
+            target[0] = LabStats.of(frames)
+        return anchor_colours(frames, target[0], strength)
+
+    return load
 
 
 def stitch_timeline(segments: list[Segment], shot: Callable[[int], Frames], kind: str = "linear") -> Frames:

@@ -58,6 +58,32 @@ CASES = {
         lambda r: board(f"  video: {{family: ltx, model: {fake_model(r, 'ltx', 'LTXPipeline')}}}\n",
                         size="width: 80\nheight: 64\n"),
         "`width` (80) must be a multiple of 32 for ltx"),
+    "keyframe-anchored on svd": (
+        lambda r: board(f"  keyframes: {{model: {fake_model(r, 'sd', 'StableDiffusionPipeline')}}}\n"
+                        f"  video: {{family: svd, model: {fake_model(r, 'svd', 'StableVideoDiffusionPipeline')}}}\n"
+                        "continuity: {strategy: keyframe-anchored}\n"),
+        "cannot end a chunk on a keyframe: keyframe-anchored needs a first-last-frame model"),
+    "prefix on a text-only model": (
+        lambda r: board(f"  video: {{family: wan, model: {fake_model(r, 't2v', 'WanPipeline')}}}\n"
+                        "continuity: {strategy: prefix}\n"),
+        "generates from text only: prefix needs a model that continues from an image"),
+    "several prefix frames on an image-to-video model": (
+        lambda r: board(f"  keyframes: {{model: {fake_model(r, 'sd', 'StableDiffusionPipeline')}}}\n"
+                        f"  video: {{family: wan, model: {fake_model(r, 'i2v', 'WanImageToVideoPipeline')}}}\n"
+                        "continuity: {strategy: prefix, prefix_frames: 3}\n"),
+        "`prefix_frames` (3): ./i2v (WanImageToVideoPipeline) continues from one image; only ltx takes several"),
+    "shared-noise overlap off the latent grid": (
+        lambda r: board(f"  video: {{family: wan, model: {fake_model(r, 't2v', 'WanPipeline')}}}\n"
+                        "continuity: {strategy: shared-noise, overlap: 8}\n"),
+        "`overlap` (8) must be 1 more than a multiple of 4 for wan, so that overlapping frames share whole latent "
+        "frames (try 5 or 9)"),
+    "shared-noise on ltx": (
+        lambda r: board(f"  video: {{family: ltx, model: {fake_model(r, 'ltx', 'LTXPipeline')}}}\n"
+                        "continuity: {strategy: shared-noise, overlap: 9}\n"),
+        "ltx draws its own noise for conditioned chunks"),
+    "a shot's own overlap too long": (
+        lambda r: "models: {video: {chunk_frames: 9}}\nshots:\n  - {prompt: a cat, duration: 2, continuity: {overlap: 6}}\n",
+        "`overlap` (6) must be less than half the chunk length (9 frames), at most 4"),
     "keyframe backend without a model": (lambda r: board("  keyframes: {backend: diffusers}\n"),
                                          "the diffusers keyframe backend needs `model`"),
 }

@@ -1,0 +1,123 @@
+"""Continuity strategies through tiny real diffusers pipelines: the noise, the frames and the output they pass."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("diffusers", reason="needs the [diffusers] extra")
+
+import longvid  # noqa: E402
+from longvid.cache import ArtifactStore  # noqa: E402
+from tests.conftest import write  # noqa: E402
+from tests.stages.test_diffusers import storyboard, tiny  # noqa: E402, F401 - the session fixture
+
+
+def spy_on(monkeypatch, cls, record):
+    original = cls.__call__
+
+    def spy(self, *args, **kwargs):
+        record(kwargs)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(cls, "__call__", spy)
+
+
+@pytest.mark.parametrize("mode", ["repeat", "shuffle"])
+def test_shared_noise_chunks_share_the_noise_of_their_overlap(mode, tiny, tmp_path, monkeypatch):
+    from diffusers import WanPipeline
+
+    latents = []
+    spy_on(monkeypatch, WanPipeline, lambda kwargs: latents.append(kwargs["latents"].clone()))
+    board = storyboard(tmp_path, {"family": "wan", "model": str(tiny("wan")), "chunk_frames": 17}, fps=16,
+                       durations=(1.8125,))  # 29 frames: two chunks of 17 overlapping by 5 (2 latent frames)
+    data = json.loads(board.read_text())
+    data["continuity"] = {"strategy": "shared-noise", "overlap": 5, "noise": mode}
+    write(board, json.dumps(data))
+    longvid.render(board, tmp_path / "out.mp4")
+
+    first, second = latents  # [1, 16, 5 latent frames, h, w]; the second chunk starts 3 latent frames later
+    assert first.shape[2] == 5 and second.shape[2] == 5
+    assert np.array_equal(first[:, :, 3:], second[:, :, :2])  # the overlap: identical noise
+    later = [second[:, :, j] for j in range(2, 5)]  # past the first window: its noise frames come round again
+    picks = [next(k for k in range(5) if np.array_equal(frame, first[:, :, k])) for frame in later]
+    if mode == "repeat":
+        assert picks == [0, 1, 2]  # in order
+    else:
+        assert picks != [0, 1, 2] and len(set(picks)) == 3  # shuffled within the window
+
+
+def test_without_shared_noise_the_overlap_has_independent_noise(tiny, tmp_path, monkeypatch):
+    from diffusers import WanPipeline
+
+    latents = []
+    spy_on(monkeypatch, WanPipeline, lambda kwargs: latents.append(kwargs["latents"].clone()))
+    board = storyboard(tmp_path, {"family": "wan", "model": str(tiny("wan")), "chunk_frames": 17}, fps=16,
+                       durations=(1.8125,))
+    data = json.loads(board.read_text())
+    data["continuity"] = {"overlap": 5}
+    write(board, json.dumps(data))
+    longvid.render(board, tmp_path / "out.mp4")
+    first, second = latents
+    assert not np.array_equal(first[:, :, 3:], second[:, :, :2])
+
+
+def test_prefix_passes_the_previous_chunks_frames_at_its_start(tiny, tmp_path, monkeypatch, private_cache):
+    from diffusers import LTXConditionPipeline
+
+    seen = []
+    spy_on(monkeypatch, LTXConditionPipeline, lambda kwargs: seen.append(
+        [(c.frame_index, c.strength, [np.asarray(f) for f in c.video] if c.video is not None else [np.asarray(c.image)])
+         for c in kwargs["conditions"]]))
+    board = storyboard(tmp_path, {"family": "ltx", "model": str(tiny("ltx")), "chunk_frames": 9}, fps=24,
+                       durations=(0.75,), keyframes=str(tiny("sd")))  # 18 frames: chunks at 0, 6 and 12
+    data = json.loads(board.read_text())
+    data["continuity"] = {"strategy": "prefix", "overlap": 3, "prefix_frames": 3, "prefix_strength": 0.7}
+    write(board, json.dumps(data))
+    manifest = longvid.render(board, tmp_path / "out.mp4")
+
+    store = ArtifactStore(private_cache)
+    shot = manifest["shots"][0]
+    keyframe = store.load(shot["keyframes"][0]["cache_key"])
+    chunks = [store.load(c["cache_key"]) for c in shot["chunks"]]
+    assert len(seen) == len(chunks) == 3
+    (opening,) = seen[0]
+    assert opening[0] == 0 and np.array_equal(opening[2][0], keyframe)
+    for i in (1, 2):
+        ((index, strength, frames),) = seen[i]
+        start = shot["chunks"][i]["window"][0] - shot["chunks"][i - 1]["window"][0]
+        assert index == 0 and strength == 0.7 and len(frames) == 3
+        assert all(np.array_equal(f, chunks[i - 1][start + j]) for j, f in enumerate(frames))
+
+
+def test_a_single_window_over_the_whole_shot_is_exactly_the_plain_pipeline(tiny, tmp_path, private_cache):
+    import torch
+    from diffusers import WanPipeline
+
+    board = storyboard(tmp_path, {"family": "wan", "model": str(tiny("wan")), "chunk_frames": 9}, fps=16,
+                       durations=(0.5625,))  # 9 frames: one chunk, nothing trimmed or blended
+    manifest = longvid.render(board, tmp_path / "out.mp4")
+    (chunk,) = manifest["shots"][0]["chunks"]
+    assert chunk["frames"] == chunk["used"] == 9
+    ours = ArtifactStore(private_cache).load(chunk["cache_key"])
+
+    pipe = WanPipeline.from_pretrained(tiny("wan"))
+    plain = pipe(prompt="a boat at sea", num_frames=9, height=64, width=64, num_inference_steps=2, guidance_scale=5.0,
+                 generator=torch.Generator("cpu").manual_seed(chunk["seed"]), output_type="np").frames[0]
+    assert np.array_equal(ours, np.clip(np.rint(plain * 255), 0, 255).astype(np.uint8))
+
+
+def test_colour_anchoring_pulls_chunks_to_the_keyframe_and_qa_lands_in_the_manifest(tiny, tmp_path):
+    board = storyboard(tmp_path, {"family": "wan", "model": str(tiny("wan-i2v")), "chunk_frames": 9}, fps=16,
+                       durations=(1.0,), keyframes=str(tiny("sd")))
+    plain = longvid.render(board, tmp_path / "plain.mp4")
+    data = json.loads(board.read_text())
+    data["continuity"] = {"colour_anchor": 1.0, "overlap": 2}
+    write(board, json.dumps(data))
+    anchored = longvid.render(board, tmp_path / "anchored.mp4")
+    assert anchored["execution"]["ran"] == 0  # anchoring is applied when stitching: the chunks come from the cache
+    drift = [[c["colour_drift"] for c in m["qa"]["chunks"]] for m in (plain, anchored)]
+    assert max(drift[1]) < 0.6 * max(drift[0]) and np.mean(drift[1]) < np.mean(drift[0])
+    assert len(anchored["qa"]["seams"]) == 1 and anchored["qa"]["seams"][0]["score"] > 0
