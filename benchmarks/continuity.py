@@ -98,7 +98,7 @@ def main() -> None:
                 label = name + (" + colour anchoring" if anchor else "")
                 rows.setdefault(label, []).append(stitch(clip, args.chunk, overlap, ramp, anchor, n))
         print(f"{path.name}: {len(clip)} frames", file=sys.stderr, flush=True)
-    print(f"| strategy | mean seam score | colour drift (delta-E) | PSNR (dB) |\n| --- | --- | --- | --- |")
+    print("| strategy | mean seam score | colour drift (delta-E) | PSNR (dB) |\n| --- | --- | --- | --- |")
     summary = {}
     for label, values in rows.items():
         seam, colour, psnr = (float(np.mean([v[i] for v in values])) for i in range(3))

@@ -12,7 +12,7 @@ pytest.importorskip("diffusers", reason="needs the [diffusers] extra")
 import longvid  # noqa: E402
 from longvid.cache import ArtifactStore  # noqa: E402
 from tests.conftest import write  # noqa: E402
-from tests.stages.test_diffusers import storyboard, tiny  # noqa: E402, F401 - the session fixture
+from tests.stages.conftest import storyboard  # noqa: E402
 
 
 def spy_on(monkeypatch, cls, record):

@@ -7,7 +7,6 @@ storyboard's ``model:``; longvid loads it with `from_pretrained` in its worker.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,32 +17,7 @@ import longvid  # noqa: E402
 from longvid.cache import ArtifactStore  # noqa: E402
 from longvid.timing import FrameRule  # noqa: E402
 from tests.conftest import probe, run_cli, write  # noqa: E402
-from tests.tiny_models import build  # noqa: E402
-
-
-@pytest.fixture(scope="session")
-def tiny(tmp_path_factory):
-    """``tiny(kind)``: the folder of a tiny saved pipeline, built once per session."""
-    root = tmp_path_factory.mktemp("tiny-models")
-    return lambda kind: build(kind, root)
-
-
-def storyboard(tmp_path: Path, video: dict, *, fps: float, durations=(1.0, 0.75, 0.5), keyframes: str | None = None,
-               shot_keyframes: dict[int, list] | None = None, seed: int = 7) -> Path:
-    models = {"video": video | {"steps": 2}}
-    if keyframes:
-        models["keyframes"] = {"model": keyframes, "steps": 2}
-    shots = []
-    for i, duration in enumerate(durations):
-        shot = {"id": f"s{i}", "prompt": ["a boat at sea", "the light house", "the sea at night"][i % 3],
-                "duration": duration}
-        if shot_keyframes and i in shot_keyframes:
-            shot["keyframes"] = shot_keyframes[i]
-        shots.append(shot)
-    data = {"title": "tiny", "fps": fps, "width": 64, "height": 64, "seed": seed, "models": models,
-            "continuity": {"overlap": 2}, "shots": shots}
-    return write(tmp_path / "story.yaml", json.dumps(data))
-
+from tests.stages.conftest import storyboard  # noqa: E402
 
 # family case: (pipeline kind, video settings, fps, keyframe model kind, keyframes per shot)
 CASES = {
