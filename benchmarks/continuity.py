@@ -1,6 +1,6 @@
 """Seams on real footage: chunk a clip, perturb each chunk the way generators drift, stitch, measure.
 
-    python benchmarks/continuity.py [--clips DIR] [--frames 97] [--chunk 25] [--overlap 8] [--width 480]
+    python benchmarks/continuity.py [--clips DIR] [--frames 97] [--chunk 25] [--overlap 8] [--width 480] [--drift 1]
 
 Every clip in ../shared/data/clips is cut into overlapping chunks (`timing.chunk_windows`); each chunk gets its own
 seeded drift: brightness and contrast, a colour cast, a small global shift and noise. The chunks are stitched with
@@ -44,27 +44,27 @@ def read_clip(path: Path, frames: int, width: int) -> np.ndarray:
     return np.stack(out)
 
 
-def drift(frames: np.ndarray, seed: int) -> np.ndarray:
+def drift(frames: np.ndarray, seed: int, scale: float = 1.0) -> np.ndarray:
     """One chunk's generator drift: brightness, contrast, a colour cast, a 0-2 px shift, its own grain."""
     rng = np.random.default_rng(seed)
     x = frames.astype(np.float32)
     mean = x.mean()
-    x = (x - mean) * rng.uniform(0.88, 1.12) + mean + rng.uniform(-14, 14)
-    x += rng.uniform(-10, 10, size=3)
+    x = (x - mean) * (1 + scale * rng.uniform(-0.12, 0.12)) + mean + scale * rng.uniform(-14, 14)
+    x += scale * rng.uniform(-10, 10, size=3)
     dy, dx = rng.integers(-2, 3, size=2)
     x = np.roll(x, (int(dy), int(dx)), axis=(1, 2))
     x += rng.normal(0, 2.0, size=x.shape[1:])  # a grain of its own, steady through the chunk
     return np.clip(np.rint(x), 0, 255).astype(np.uint8)
 
 
-def stitch(clip: np.ndarray, chunk: int, overlap: int, ramp: str, anchor: bool, seed: int):
+def stitch(clip: np.ndarray, chunk: int, overlap: int, ramp: str, anchor: bool, seed: int, scale: float):
     windows = chunk_windows(len(clip), chunk, overlap)
     reference = LabStats.of(clip[0])
     chunks = {}
 
     def generate(i: int) -> np.ndarray:
         w = windows[i]
-        frames = drift(clip[w.start:w.start + w.used], seed * 1000 + i)
+        frames = drift(clip[w.start:w.start + w.used], seed * 1000 + i, scale)
         if anchor:
             frames = anchor_colours(frames, reference, 1.0)
         chunks[i] = frames
@@ -87,6 +87,7 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=25)
     parser.add_argument("--overlap", type=int, default=8)
     parser.add_argument("--width", type=int, default=480)
+    parser.add_argument("--drift", type=float, default=1.0, help="scale of the brightness, contrast and colour drift")
     args = parser.parse_args()
     strategies = [("cut", 0, "linear")] + [(f"overlap-blend {r}", args.overlap, r) for r in ("linear", "cosine", "pyramid")]
     rows: dict[str, list] = {}
@@ -96,7 +97,7 @@ def main() -> None:
         for name, overlap, ramp in strategies:
             for anchor in (False, True):
                 label = name + (" + colour anchoring" if anchor else "")
-                rows.setdefault(label, []).append(stitch(clip, args.chunk, overlap, ramp, anchor, n))
+                rows.setdefault(label, []).append(stitch(clip, args.chunk, overlap, ramp, anchor, n, args.drift))
         print(f"{path.name}: {len(clip)} frames", file=sys.stderr, flush=True)
     print("| strategy | mean seam score | colour drift (delta-E) | PSNR (dB) |\n| --- | --- | --- | --- |")
     summary = {}
@@ -104,7 +105,7 @@ def main() -> None:
         seam, colour, psnr = (float(np.mean([v[i] for v in values])) for i in range(3))
         summary[label] = {"seam_score": round(seam, 3), "colour_drift": round(colour, 2), "psnr": round(psnr, 2)}
         print(f"| {label} | {seam:.2f} | {colour:.2f} | {psnr:.2f} |")
-    print(json.dumps({"clips": len(clips), "frames": args.frames, "chunk": args.chunk, "overlap": args.overlap,
+    print(json.dumps({"clips": len(clips), "drift": args.drift, "frames": args.frames, "chunk": args.chunk, "overlap": args.overlap,
                       "results": summary}))
 
 

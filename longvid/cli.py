@@ -134,6 +134,9 @@ class RichProgress:
         return self.rows[key]
 
     def __call__(self, event) -> None:
+        if event.type == "qa":
+            err.print(f"qa: {event.task}: {event.message}")
+            return
         if event.worker and event.type in ("started", "succeeded", "failed", "retried"):
             now = f"{event.task} {event.message or ''}".strip() if event.type == "started" else f"idle ({event.type})"
             self.workers.update(self._worker(event.worker), now=now)
@@ -175,6 +178,10 @@ def render(
     retries: Annotated[int, typer.Option(min=0, help="Retries per failing task.")] = 2,
     crf: Annotated[int, typer.Option(min=0, max=51, help="x264 quality: 0 lossless, 18 visually lossless.")] = 18,
     preset: Annotated[Preset, typer.Option(help="x264 speed preset.")] = Preset.medium,
+    qa_retry: Annotated[int, typer.Option("--qa-retry", min=0, help="Rounds of regenerating, with a new seed, "
+                                          "chunks whose seam scores above --qa-threshold.")] = 0,
+    qa_threshold: Annotated[float, typer.Option("--qa-threshold", min=1.0, help="Seam score counted as visible "
+                                                "(1.0: invisible).")] = 2.0,
     log_json: Annotated[Path | None, typer.Option("--log-json", help="Write one JSON event per line here.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
 ) -> None:
@@ -201,7 +208,7 @@ def render(
     try:
         manifest = do_render(spec, output, cache_dir=cache, devices=device_list, executor=executor.value,
                              ray_address=ray_address, max_attempts=retries + 1, crf=crf, preset=preset.value,
-                             report=fan_out(*reporters))
+                             qa_retry=qa_retry, qa_threshold=qa_threshold, report=fan_out(*reporters))
     finally:
         if progress:
             progress.stop()
@@ -211,6 +218,10 @@ def render(
     out.print(f"wrote {output} ({video['frames']} frames, {video['duration']:.2f} s, {video['width']}x{video['height']} "
               f"at {video['fps']:g} fps) in {manifest['render_seconds']:.1f} s: {run['ran']} tasks ran, "
               f"{run['cached']} from the cache; manifest {manifest_path(output)}")
+    summary = manifest["qa"]["summary"]
+    if summary["seams"]:
+        out.print(f"seams: mean score {summary['mean_seam_score']:.2f}, worst {summary['worst_seam_score']:.2f} "
+                  f"(1.0: invisible; `longvid qa {output}` for each seam)")
 
 
 @app.command()

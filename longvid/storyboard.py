@@ -71,10 +71,11 @@ def _transition_shorthand(value: Any) -> Any:
 class ContinuitySpec(_Spec):
     """How consecutive chunks of a shot join (storyboard-wide, and per shot where a shot sets its own)."""
 
-    strategy: Literal["cut", "overlap-blend", "shared-noise", "prefix", "keyframe-anchored"] = Field(
+    strategy: Literal["cut", "overlap-blend", "shared-noise", "latent-blend", "prefix", "keyframe-anchored"] = Field(
         "overlap-blend", description="cut: no overlap; overlap-blend: blend overlapping frames; shared-noise: "
-        "overlapping frames also share their initial noise; prefix: each chunk continues from the previous one's "
-        "frames; keyframe-anchored: chunks run from keyframe to keyframe (Wan FLF2V, LTX).")
+        "overlapping frames also share their initial noise; latent-blend: a shot's chunks are denoised together, "
+        "their shared latent frames averaged after every step; prefix: each chunk continues from the previous "
+        "one's frames; keyframe-anchored: chunks run from keyframe to keyframe (Wan FLF2V, LTX).")
     overlap: int = Field(8, ge=0, description="Frames shared by consecutive chunks.")
     ramp: Literal["linear", "cosine", "pyramid"] = "cosine"
     noise: Literal["repeat", "shuffle"] = Field(
@@ -455,10 +456,13 @@ def _strategy_problems(where: tuple, cont: ContinuitySpec, family: Family, abili
     if strategy == "prefix" and cont.prefix_frames > 1 and "any" not in abilities:
         return [Problem(f"`prefix_frames` ({cont.prefix_frames}): {what} continues from one image; only ltx "
                         f"takes several frames", (*where, "prefix_frames"))]
-    if strategy == "shared-noise" and family.name == "ltx":
-        return [Problem("ltx draws its own noise for conditioned chunks: use overlap-blend or prefix",
-                        (*where, "strategy"))]
-    if strategy == "shared-noise" and (cont.overlap < 1 or (cont.overlap - 1) % tc):
+    if strategy in ("shared-noise", "latent-blend") and family.name == "ltx":
+        return [Problem(f"ltx draws its own noise for conditioned chunks: {strategy} cannot set it; use "
+                        f"overlap-blend or prefix", (*where, "strategy"))]
+    if strategy == "latent-blend" and "text" not in abilities:
+        return [Problem(f"latent-blend denoises a shot's chunks side by side, so none can start from another; "
+                        f"{what} needs an image for every chunk: use prefix or overlap-blend", (*where, "strategy"))]
+    if strategy in ("shared-noise", "latent-blend") and (cont.overlap < 1 or (cont.overlap - 1) % tc):
         near = sorted({max(1, cont.overlap - (cont.overlap - 1) % tc), cont.overlap - (cont.overlap - 1) % tc + tc} - {0})
         return [Problem(f"`overlap` ({cont.overlap}) must be 1 more than a multiple of {tc} for {family.name}, so "
                         f"that overlapping frames share whole latent frames (try {' or '.join(map(str, near))})",

@@ -2,7 +2,8 @@
 
 Event types: per task ``queued``, ``cached`` (found in the cache, will not run), ``started`` (with the worker and
 the attempt), ``succeeded`` (with seconds), ``retried`` and ``failed`` (with the exception and a hint); then
-``frames`` (encoding progress) and ``finished`` (the render). Kinds: ``keyframe``, ``chunk``, ``interpolate``,
+``frames`` (encoding progress), ``qa`` (a chunk generated again for its seam, with ``--qa-retry``) and ``finished``
+(the render). Kinds: ``keyframe``, ``chunk``, ``interpolate``,
 ``encode``.
 """
 

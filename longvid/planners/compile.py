@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from bisect import bisect_left, bisect_right
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,8 +56,18 @@ class RenderPlan:
         return self.spec.total_frames
 
 
-def compile_storyboard(spec: StoryboardSpec) -> RenderPlan:
-    """Lower `spec` into tasks with explicit dependencies and frame windows."""
+def compile_storyboard(spec: StoryboardSpec, reseed: Mapping[str, int] | None = None) -> RenderPlan:
+    """Lower `spec` into tasks with explicit dependencies and frame windows.
+
+    Args:
+        reseed: chunk task id -> how many times the QA has asked for it again; each time gives it a new seed.
+    """
+    reseed = reseed or {}
+
+    def chunk_seed(seed: int, sid: str, index: int) -> int:
+        again = reseed.get(f"chunk:{sid}:{index}", 0)
+        return derive_seed(seed, sid, "chunk" if not again else f"chunk#qa{again}", index)
+
     notes: list[str] = []
     video = spec.models.video
     family = get_family(video.family)
@@ -99,7 +110,7 @@ def compile_storyboard(spec: StoryboardSpec) -> RenderPlan:
         look = {"width": spec.width, "height": spec.height, "negative_prompt": negative}
         cont = spec.continuity_for(shot)
         overlap = cont.overlap_frames
-        if preview and cont.strategy in ("shared-noise", "prefix"):
+        if preview and cont.strategy in ("shared-noise", "latent-blend", "prefix"):
             notes.append(f"shot {sid!r}: the preview draws frames from time alone, so {cont.strategy} acts as "
                          f"overlap-blend")
 
@@ -154,8 +165,20 @@ def compile_storyboard(spec: StoryboardSpec) -> RenderPlan:
             notes.append(f"shot {sid!r}: the last chunk generates {windows[-1].frames} frames and keeps "
                          f"{windows[-1].used} ({trimmed} trimmed to the shot's length)")
         t0, dt = -span.head / spec.fps, factor / spec.fps
+        if not preview and cont.strategy == "latent-blend":
+            # one task denoises the whole shot's chunks together and returns the shot's frames
+            sub, windows = windows, [timing.ChunkWindow(0, 0, base_frames, base_frames, 0)]
+            total_latents = family.latent_frames(sub[-1].start + sub[-1].frames)
+            params = look | {"prompt": prompt + (f", camera {shot.camera}" if shot.camera != "static" else ""),
+                             "fps": base_fps, "start": 0, "frames": base_frames, "used": base_frames, "overlap": 0,
+                             "anchors": [], "pipeline": chunk_pipeline, "ramp": cont.ramp,
+                             "windows": [[w.start, w.frames, w.used, w.overlap] for w in sub],
+                             "noise": {"seed": derive_seed(seed, sid, "noise", 0), "mode": "repeat", "offset": 0,
+                                       "period": total_latents}}
+            tasks.append(Task(f"chunk:{sid}:0", "chunk", f"{family.name}.chunk", sid, 0,
+                              chunk_seed(seed, sid, 0), (0, base_frames), "shot-base", video.model, params))
         chunk_ids = [f"chunk:{sid}:{w.index}" for w in windows]
-        for w in windows:
+        for w in windows if preview or cont.strategy != "latent-blend" else []:
             task_id = chunk_ids[w.index]
             if not preview:
                 anchors = _anchors(w, windows, spans, chunk_ids, key_at, opening, abilities) if takes_images else []
@@ -172,7 +195,7 @@ def compile_storyboard(spec: StoryboardSpec) -> RenderPlan:
                     params["noise"] = {"seed": derive_seed(seed, sid, "noise", 0), "mode": cont.noise,
                                        "offset": w.start // tc, "period": family.latent_frames(chunk)}
                 tasks.append(Task(task_id, "chunk", f"{family.name}.chunk", sid, w.index,
-                                  derive_seed(seed, sid, "chunk", w.index), (w.start, w.end), "shot-base",
+                                  chunk_seed(seed, sid, w.index), (w.start, w.end), "shot-base",
                                   video.model, params, tuple(dict.fromkeys(a["task"] for a in anchors))))
                 continue
             first, last = t0 + w.start * dt, t0 + (w.end - 1) * dt
@@ -194,7 +217,7 @@ def compile_storyboard(spec: StoryboardSpec) -> RenderPlan:
                 "label": {"shot": sid, "first_output_frame": span.render_start, "factor": factor},
             }
             tasks.append(Task(task_id, "chunk", "preview.chunk", sid, w.index,
-                              derive_seed(seed, sid, "chunk", w.index), (w.start, w.end), "shot-base",
+                              chunk_seed(seed, sid, w.index), (w.start, w.end), "shot-base",
                               video.model, params, tuple(key_ids[lo:hi])))
 
         # 3. interpolation up to the output rate

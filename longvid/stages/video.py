@@ -18,7 +18,8 @@ from longvid.families import get_family
 from longvid.graph import Task
 from longvid.stages.base import StageSpec
 from longvid.stages.pipelines import cpu_generator, cpu_noise, hold, settings_for, to_pil, to_uint8
-from longvid.timing import FrameRule
+from longvid.stitching.blend import blend_chunks
+from longvid.timing import ChunkWindow, FrameRule
 
 LOW_MEMORY = {"vae_tiling": True, "vae_slicing": True, "offload": "model", "decode_chunk_size": 2}
 
@@ -38,6 +39,7 @@ class ChunkStage:
     """Generates one chunk with a family's pipeline; subclasses are the family adapters."""
 
     family: str
+    frame_axis: int  # where the latent frames are in the initial noise
 
     def __init__(self):
         self.spec = StageSpec(name=f"{self.family}.chunk", kind="chunk", code_version="1", inputs=("keyframe", "chunk"),
@@ -48,9 +50,12 @@ class ChunkStage:
         p = task.params
         family = get_family(self.family)
         rule = FrameRule.parse(family.frame_rule)
-        if not rule.is_legal(p["frames"]):
-            raise ValueError(f"`frames` ({p['frames']}) is not a legal {self.family} frame count ({rule})")
+        for frames in [w[1] for w in p.get("windows", [])] or [p["frames"]]:
+            if not rule.is_legal(frames):
+                raise ValueError(f"`frames` ({frames}) is not a legal {self.family} frame count ({rule})")
         settings = settings_for(p)
+        if p.get("windows"):  # latent-blend: the shot's chunks, denoised side by side
+            return self.co_denoise(task, settings)
 
         # 2. prepare conditioning: the anchor images (or, for a prefix of several frames, clips) by frame index
         images, strengths = {}, {}
@@ -96,6 +101,102 @@ class ChunkStage:
                                f"({p['frames']}, {p['height']}, {p['width']}, 3)")
         return frames
 
+    def co_denoise(self, task: Task, settings: Mapping[str, Any]) -> np.ndarray:
+        """latent-blend: denoise a shot's overlapping chunks in lockstep, one thread each, and after every step
+        replace each latent frame the chunks share by their weighted mean (Gen-L-Video, AnimateDiff context
+        windows). Every chunk keeps its own scheduler; the modules are shared. Returns the shot's frames, the
+        decoded chunks blended over their overlaps."""
+        import copy
+        import threading
+
+        import torch
+
+        p = task.params
+        family = get_family(self.family)
+        windows = [ChunkWindow(i, *w) for i, w in enumerate(p["windows"])]
+        base = hold(settings, lambda path, dtype: _load(path, dtype, settings.get("motion_adapter")))
+        pipes = [type(base).from_pipe(base, scheduler=copy.deepcopy(base.scheduler)) for _ in windows]
+        for pipe in pipes:
+            pipe.set_progress_bar_config(disable=True)
+        tc, axis = family.temporal_compression, self.frame_axis
+        offsets = [w.start // tc for w in windows]
+        # each latent frame weighs its distance to the nearer end of its chunk (a pyramid), so chunk edges yield
+        weights = []
+        for w in windows:
+            n = family.latent_frames(w.frames)
+            weights.append(torch.minimum(torch.arange(1, n + 1), torch.arange(n, 0, -1)).float())
+        current: list[Any] = [None] * len(windows)
+        barrier = threading.Barrier(len(windows))
+        errors: list[BaseException] = []
+
+        def merge() -> None:  # run by one thread while the others wait
+            total = max(o + c.shape[axis] for o, c in zip(offsets, current, strict=True))
+            shape = list(current[0].shape)
+            shape[axis] = total
+            acc = torch.zeros(shape, dtype=torch.float32, device=current[0].device)
+            norm = torch.zeros(total, dtype=torch.float32, device=current[0].device)
+            view = [1] * len(shape)
+            view[axis] = -1
+            for o, c, wt in zip(offsets, current, weights, strict=True):
+                wt = wt.to(c.device)
+                acc.narrow(axis, o, c.shape[axis]).add_(c.float() * wt.view(view))
+                norm[o:o + c.shape[axis]] += wt
+            acc /= norm.view(view)
+            for i, (o, c) in enumerate(zip(offsets, current, strict=True)):
+                current[i] = acc.narrow(axis, o, c.shape[axis]).to(c.dtype).contiguous()
+
+        def step_end(i: int):
+            def callback(pipe, step, timestep, kwargs):
+                current[i] = kwargs["latents"]
+                if barrier.wait() == 0:
+                    merge()
+                barrier.wait()
+                return {"latents": current[i]}
+            return callback
+
+        outputs: list[Any] = [None] * len(windows)
+
+        def run(i: int) -> None:
+            w = windows[i]
+            chunk = dict(p) | {"frames": w.frames, "start": w.start,
+                               "noise": p["noise"] | {"offset": offsets[i]}}
+            kwargs = {"height": p["height"], "width": p["width"], "num_frames": w.frames,
+                      "num_inference_steps": settings["steps"], "generator": cpu_generator(task.seed + i),
+                      "output_type": "np", "latents": self.latents(pipes[i], chunk, task.seed),
+                      "callback_on_step_end": step_end(i), "callback_on_step_end_tensor_inputs": ["latents"]}
+            kwargs |= self.arguments(pipes[i], chunk, settings, {}, {})
+            try:
+                outputs[i] = to_uint8(pipes[i](**kwargs).frames[0])
+            except BaseException as exc:  # noqa: BLE001 - re-raised below; the others must not wait forever
+                errors.append(exc)
+                barrier.abort()
+
+        # The threads share the modules, and some keep state inside a call (Wan's causal VAE caches features
+        # while it decodes): one call at a time into each, so chunks stay exactly what they would be alone.
+        lock = threading.Lock()
+        patched = []
+        for module, method in ((getattr(base, n, None), m) for n, m in
+                               (("transformer", "forward"), ("unet", "forward"), ("vae", "decode"))):
+            if module is not None:
+                bound = getattr(module, method)
+                patched.append((module, method, module.__dict__.get(method)))
+                setattr(module, method, _serialised(bound, lock))
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(len(windows))]
+        try:
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        finally:
+            for module, method, own in patched:
+                if own is None:
+                    delattr(module, method)
+                else:
+                    setattr(module, method, own)
+        if errors:
+            raise next((e for e in errors if not isinstance(e, threading.BrokenBarrierError)), errors[0])
+        return np.stack(list(blend_chunks(windows, lambda i: outputs[i], p.get("ramp", "cosine"))))
+
     def pipeline_for(self, base: Any, images: dict[int, np.ndarray]) -> Any:
         """The pipeline that runs a chunk with these anchors (the loaded one unless a family says otherwise)."""
         return base
@@ -130,6 +231,13 @@ class ChunkStage:
         return base.index_select(axis, torch.tensor(picks))
 
 
+def _serialised(call, lock):
+    def serialised(*args, **kwargs):
+        with lock:
+            return call(*args, **kwargs)
+    return serialised
+
+
 def _text(p: Mapping[str, Any], settings: Mapping[str, Any]) -> dict[str, Any]:
     return {"prompt": p["prompt"], "negative_prompt": p["negative_prompt"] or None,
             "guidance_scale": settings["guidance"]}
@@ -141,6 +249,7 @@ def _last(p: Mapping[str, Any], images: dict[int, np.ndarray]) -> np.ndarray | N
 
 class SVDChunk(ChunkStage):
     family = "svd"
+    frame_axis = 1
 
     def latents(self, pipe, p, seed):
         scale = pipe.vae_scale_factor
@@ -155,6 +264,7 @@ class SVDChunk(ChunkStage):
 
 class CogVideoXChunk(ChunkStage):
     family = "cogvideox"
+    frame_axis = 1
 
     def latents(self, pipe, p, seed):
         frames = (p["frames"] - 1) // pipe.vae_scale_factor_temporal + 1
@@ -174,6 +284,7 @@ class CogVideoXChunk(ChunkStage):
 
 class WanChunk(ChunkStage):
     family = "wan"
+    frame_axis = 2
 
     def latents(self, pipe, p, seed):
         frames = (p["frames"] - 1) // pipe.vae_scale_factor_temporal + 1
@@ -196,6 +307,7 @@ class WanChunk(ChunkStage):
 
 class LTXChunk(ChunkStage):
     family = "ltx"
+    frame_axis = 2
 
     def __init__(self):
         super().__init__()
@@ -236,6 +348,7 @@ class LTXChunk(ChunkStage):
 
 class AnimateDiffChunk(ChunkStage):
     family = "animatediff"
+    frame_axis = 2
 
     def latents(self, pipe, p, seed):
         scale = pipe.vae_scale_factor

@@ -60,6 +60,8 @@ def layout(manifest: Mapping) -> list[ShotSpan]:
     for shot in manifest["shots"]:
         frames = range(*shot["frames"])
         windows = [(c["window"][0], c["window"][1], c["overlap"]) for c in shot["chunks"]]
+        if len(shot["chunks"]) == 1 and shot["chunks"][0].get("windows"):  # latent-blend: chunks in one task
+            windows = [(a, a + used, o) for a, _, used, o in shot["chunks"][0]["windows"]]
         shots.append(ShotSpan(shot["id"], frames, chunk_spans(windows, shot["rendered"][0], shot.get("factor", 1.0),
                                                               frames)))
     return shots

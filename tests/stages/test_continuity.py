@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 
 import numpy as np
 import pytest
@@ -121,3 +122,99 @@ def test_colour_anchoring_pulls_chunks_to_the_keyframe_and_qa_lands_in_the_manif
     drift = [[c["colour_drift"] for c in m["qa"]["chunks"]] for m in (plain, anchored)]
     assert max(drift[1]) < 0.6 * max(drift[0]) and np.mean(drift[1]) < np.mean(drift[0])
     assert len(anchored["qa"]["seams"]) == 1 and anchored["qa"]["seams"][0]["score"] > 0
+
+
+# family: (pipeline kind, chunk frames, overlap, fps, seconds for two chunks, latent frames shared, latent axis)
+TWO_CHUNKS = {"wan": ("wan", 17, 5, 16, 1.8125, 2, 2), "animatediff": ("animatediff", 16, 4, 8, 3.5, 4, 2)}
+
+
+def render_two_chunks(tiny, folder, family: str, strategy: str) -> dict:
+    kind, chunk, overlap, fps, seconds, _, _ = TWO_CHUNKS[family]
+    folder.mkdir()
+    board = storyboard(folder, {"family": family, "model": str(tiny(kind)), "chunk_frames": chunk}, fps=fps,
+                       durations=(seconds,))
+    data = json.loads(board.read_text())
+    data["models"]["video"]["steps"] = 4
+    data["continuity"] = {"strategy": strategy, "overlap": overlap}
+    write(board, json.dumps(data))
+    return longvid.render(board, folder / "out.mp4", cache_dir=folder / "cache")
+
+
+@pytest.mark.parametrize("family", sorted(TWO_CHUNKS))
+def test_latent_blend_makes_the_overlap_of_neighbouring_chunks_converge(family, tiny, tmp_path, monkeypatch):
+    from longvid.stages import pipelines, video
+
+    _, chunk, overlap, _, _, shared, axis = TWO_CHUNKS[family]
+    # apart: the chunks denoised on their own (their frames are in the cache)
+    manifest = render_two_chunks(tiny, tmp_path / "apart", family, "overlap-blend")
+    store = ArtifactStore(tmp_path / "apart" / "cache")
+    a0, a1 = (store.load(c["cache_key"]).astype(np.float32) for c in manifest["shots"][0]["chunks"])
+
+    # together: one task; catch each chunk's decoded frames on their way to the blend, and its final latents
+    decoded, finals = [], {}
+    blend, hold = video.blend_chunks, pipelines.hold
+    monkeypatch.setattr(video, "blend_chunks", lambda windows, load, kind: decoded.extend(
+        load(i).astype(np.float32) for i in range(len(windows))) or blend(windows, load, kind))
+
+    def holding(settings, load):
+        pipe = hold(settings, load)
+        original = type(pipe).__call__
+
+        def spy(self, *args, **kwargs):
+            callback = kwargs["callback_on_step_end"]
+
+            def recording(p, step, timestep, tensors):
+                out = callback(p, step, timestep, tensors)
+                finals[threading.get_ident()] = out["latents"].clone()  # one thread per chunk
+                return out
+
+            return original(self, *args, **(kwargs | {"callback_on_step_end": recording}))
+
+        monkeypatch.setattr(type(pipe), "__call__", spy)
+        return pipe
+
+    monkeypatch.setattr(video, "hold", holding)
+    manifest = render_two_chunks(tiny, tmp_path / "together", family, "latent-blend")
+    (task,) = manifest["shots"][0]["chunks"]
+    assert task["task"] == "chunk:s0:0" and [w[0] for w in task["windows"]] == [0, chunk - overlap]
+    assert len(decoded) == 2, ([len(d) for d in decoded], manifest["execution"])
+    t0, t1 = decoded
+
+    # after the last step both chunks hold the very same latents where they overlap
+    assert len(finals) == 2, [(k, v.shape) for k, v in finals.items()]
+    x, y = finals.values()
+    n = x.shape[axis]
+    pairs = [(x.narrow(axis, n - shared, shared), y.narrow(axis, 0, shared)),
+             (y.narrow(axis, n - shared, shared), x.narrow(axis, 0, shared))]
+    assert any(np.array_equal(a, b) for a, b in pairs)
+    assert [len(f) for f in (t0, t1, a0, a1)] == [chunk] * 4, [len(f) for f in (t0, t1, a0, a1)]
+    together = np.abs(t0[chunk - overlap:] - t1[:overlap]).mean()
+    apart = np.abs(a0[chunk - overlap:] - a1[:overlap]).mean()
+    if family == "animatediff":  # frames decode one by one: the same latents are the same pixels
+        assert together < 0.05 * apart
+    else:  # a causal video VAE decodes a chunk's first latent frame alone; the pixel blend does the rest
+        assert together < apart
+
+
+def test_qa_retry_regenerates_a_visible_seam_with_a_new_seed_and_records_every_attempt(tiny, tmp_path):
+    board = storyboard(tmp_path, {"family": "wan", "model": str(tiny("wan")), "chunk_frames": 9}, fps=16,
+                       durations=(1.0,))
+    data = json.loads(board.read_text())
+    data["continuity"] = {"strategy": "cut"}
+    write(board, json.dumps(data))
+    plain = longvid.render(board, tmp_path / "plain.mp4", cache_dir=tmp_path / "cache", qa_retry=2)
+    (seam,) = plain["qa"]["seams"]
+    assert len(plain["qa"]["attempts"]) == 1 and seam["score"] < 2.0  # below the threshold: nothing redone
+
+    # a threshold below the seam's score: the chunk after it is redone, twice at most
+    manifest = longvid.render(board, tmp_path / "out.mp4", cache_dir=tmp_path / "cache", qa_retry=2,
+                              qa_threshold=seam["score"] / 2)
+    attempts = manifest["qa"]["attempts"]
+    seeds = [a["regenerate"][0]["seed"] for a in attempts if a["regenerate"]]
+    assert attempts[0]["regenerate"] == [{"shot": "s0", "chunk": 1, "score": seam["score"], "task": "chunk:s0:1",
+                                          "seed": plain["shots"][0]["chunks"][1]["seed"]}]
+    assert len(attempts) == 3 and len(set(seeds)) == len(seeds)  # a new seed every round, bounded by qa_retry
+    final = manifest["shots"][0]["chunks"]
+    assert final[0]["seed"] == plain["shots"][0]["chunks"][0]["seed"]  # the chunk before the seam is kept
+    assert final[1]["seed"] not in seeds[:2] and final[1]["seed"] == attempts[-1]["regenerate"][0]["seed"]
+    assert manifest["qa"]["seams"][0]["score"] == attempts[-1]["summary"]["mean_seam_score"]
