@@ -194,3 +194,47 @@ def test_xformers_on_the_cpu_fails_with_a_clear_record(tiny, tmp_path):
     assert result.returncode == 1
     assert "attention: xformers needs a CUDA device" in result.stderr
     assert not (tmp_path / "out.mp4").exists()
+
+
+def test_a_user_image_keyframe_is_fitted_and_loads_no_image_model(tiny, tmp_path, monkeypatch):
+    from diffusers import WanImageToVideoPipeline
+    from PIL import Image
+
+    seen = []
+    original = WanImageToVideoPipeline.__call__
+
+    def spy(self, *args, **kwargs):
+        seen.append(np.asarray(kwargs["image"]))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(WanImageToVideoPipeline, "__call__", spy)
+    # 128x96 (4:3), a red left half: fitted to 64x64 it is cropped to the centre, then halved
+    picture = np.zeros((96, 128, 3), np.uint8)
+    picture[:, :64] = (255, 0, 0)
+    Image.fromarray(picture).save(tmp_path / "start.png")
+    board = storyboard(tmp_path, {"family": "wan", "model": str(tiny("wan-i2v")), "chunk_frames": 9}, fps=16,
+                       durations=(0.5,), shot_keyframes={0: [{"at": 0, "image": "start.png"}]})
+    manifest = longvid.render(board, tmp_path / "out.mp4")
+    assert manifest["backends"]["keyframes"]["model"] is None  # no image model was configured or loaded
+    (image,) = seen
+    assert image.shape == (64, 64, 3)
+    assert (image[:, :28] == (255, 0, 0)).all() and (image[:, 36:] == 0).all()
+
+
+def test_a_worker_releases_its_pipeline_when_the_next_task_needs_another(tiny):
+    import gc
+    import weakref
+
+    from longvid.stages import pipelines
+    from longvid.stages.keyframes import _load
+
+    settings = {"dtype": "float32", "offload": "none", "attention": "sdpa", "loras": [], "scheduler": None,
+                "vae_tiling": False, "vae_slicing": False}
+    first = pipelines.hold(settings | {"_path": str(tiny("sd"))}, _load)
+    gone = weakref.ref(first)
+    assert pipelines.hold(settings | {"_path": str(tiny("sd"))}, _load) is first  # kept while tasks need it
+    del first
+    second = pipelines.hold(settings | {"_path": str(tiny("sdxl"))}, _load)
+    gc.collect()
+    assert gone() is None and type(second).__name__ == "StableDiffusionXLPipeline"
+    pipelines.release()
