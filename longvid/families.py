@@ -169,5 +169,5 @@ def checkpoint_abilities(family: Family, model: str | None, base_dir: Path) -> t
     if family.name == "wan" and "FLF2V" in model.upper():
         return _WAN_FLF2V, None
     image = any(tag in model.upper() for tag in ("I2V", "FLF2V", "IMG2VID", "IMAGE"))
-    pick = next(c for c, a in family.pipelines.items() if ("first" in a) == image)
+    pick = next((c for c, a in family.pipelines.items() if ("first" in a) == image), next(iter(family.pipelines)))
     return frozenset(family.pipelines[pick]), None

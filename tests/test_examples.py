@@ -77,3 +77,14 @@ def test_log_json_writes_one_event_per_line(tmp_path, small_storyboard):
     succeeded = {e["task"] for e in chunk_events if e["type"] == "succeeded"}
     assert queued == succeeded and len(queued) == 4  # 27, 45 and 18 rendered frames in 33-frame chunks
     assert events[-1]["type"] == "finished" and events[-1]["done"] == 84
+
+
+MODEL_EXAMPLES = sorted((ROOT / "examples" / "models").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("board", MODEL_EXAMPLES, ids=[b.stem for b in MODEL_EXAMPLES])
+def test_model_examples_validate_offline(board):
+    # Their weights are not here; the plan (families, frame rules, anchoring) is checked without them.
+    result = run_cli("validate", str(board.relative_to(ROOT)))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"ok: {board.relative_to(ROOT)}")

@@ -80,7 +80,8 @@ def compile_storyboard(spec: StoryboardSpec, reseed: Mapping[str, int] | None = 
     preview = family.name == "preview"
     takes_images = "first" in abilities
     if not preview and source is None and len(family.pipelines) > 1:
-        notes.append(f"{video.model}: taken for a model that conditions on {', '.join(sorted(abilities))} "
+        notes.append(f"{video.model}: taken for a model that conditions on {', '.join(sorted(abilities - {'needs-last'}))}"
+                     f"{' (first-last-frame)' if 'needs-last' in abilities else ''} "
                      f"(its model_index.json is not on this machine); the worker checks when it loads it")
     if not takes_images:
         notes.append(f"{video.model} generates from text only: no keyframes are drawn")
@@ -143,9 +144,10 @@ def compile_storyboard(spec: StoryboardSpec, reseed: Mapping[str, int] | None = 
         # 2. chunks over the rendered range at the base rate
         base_frames = timing.base_frame_count(span.rendered, factor)
         # keyframes by the base frame they fall on; later keyframes split the shot where a chunk can end on one
-        last_rendered = span.head + span.frames - 1 + span.tail
-        key_at = {base_frames - 1 if f == last_rendered else min(base_frames - 1, round(f / factor)): key_ids[i]
-                  for i, f in enumerate(key_frames)}  # a keyframe on the shot's last frame closes its last chunk
+        # A keyframe on the shot's last frame closes its last chunk: with a crossfade out, at the end of the handle
+        last_frame = span.head + span.frames - 1
+        key_at = {base_frames - 1 if f == last_frame else min(base_frames - 1, round(f / factor)): key_ids[i]
+                  for i, f in enumerate(key_frames)}
         opening = key_ids[0] if key_ids and usable[0].at * spec.fps < 0.5 else None
         if not preview and abilities & {"last", "any"} and cont.strategy != "prefix":
             spans = timing.span_windows(base_frames, [j for j in key_at if 0 < j < base_frames - 1 and key_at[j]
