@@ -29,7 +29,7 @@ import longvid  # noqa: E402
 from longvid.cache import ArtifactStore  # noqa: E402
 from longvid.planners.compile import compile_storyboard  # noqa: E402
 from longvid.stages import pipelines  # noqa: E402
-from longvid.stages.video import WanChunk, _load  # noqa: E402
+from longvid.stages.video import WanChunk, _load, call_arguments  # noqa: E402
 from longvid.storyboard import load_storyboard  # noqa: E402
 from tests import tiny_models  # noqa: E402
 
@@ -83,9 +83,7 @@ def main() -> None:
         seconds, frames = 0.0, {}
         for n, task in enumerate([chunks[0], *chunks] if warm_up else chunks):  # a warm-up call is not counted
             p = task.params
-            kwargs = {"height": p["height"], "width": p["width"], "num_frames": p["frames"],
-                      "num_inference_steps": settings["steps"], "generator": pipelines.cpu_generator(task.seed),
-                      "output_type": "np", "latents": adapter.latents(pipe, p, task.seed)}
+            kwargs = call_arguments(p, settings, task.seed, adapter.latents(pipe, p, task.seed))
             kwargs |= adapter.arguments(pipe, p, settings, {}, {})
             began = time.perf_counter()
             out = pipelines.to_uint8(pipe(**kwargs).frames[0])

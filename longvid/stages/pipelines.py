@@ -18,7 +18,7 @@ from longvid._imports import require
 
 Loader = Callable[[str, Any], Any]  # (model path or hub id, torch dtype) -> pipeline
 
-_held: dict[str, Any] = {"key": None, "pipe": None}
+_held: dict[str, Any] = {"key": None, "pipe": None, "derived": {}}
 
 
 class ModelLoadError(RuntimeError):
@@ -62,15 +62,22 @@ def hold(settings: Mapping[str, Any], load: Loader) -> Any:
         raise ModelLoadError(f"cannot load {path!r}: {exc}. Is it a hub id this machine can reach (set HF_TOKEN "
                              f"for gated models) or a folder in diffusers format?") from exc
     configure(pipe, settings, where)
-    _held.update(key=key, pipe=pipe)
+    _held.update(key=key, pipe=pipe, derived={})
     return pipe
+
+
+def derived(name: str, make: Callable[[Any], Any]) -> Any:
+    """A pipeline built from the held one's modules (e.g. with ``from_pipe``), kept with it and released with it."""
+    if name not in _held["derived"]:
+        _held["derived"][name] = make(_held["pipe"])
+    return _held["derived"][name]
 
 
 def release() -> None:
     """Drop the held pipeline and give its memory back to the device."""
     if _held["pipe"] is None:
         return
-    _held.update(key=None, pipe=None)
+    _held.update(key=None, pipe=None, derived={})
     gc.collect()
     import torch
 

@@ -17,7 +17,7 @@ import numpy as np
 from longvid.families import get_family
 from longvid.graph import Task
 from longvid.stages.base import StageSpec
-from longvid.stages.pipelines import cpu_generator, cpu_noise, hold, settings_for, to_pil, to_uint8
+from longvid.stages.pipelines import cpu_generator, cpu_noise, derived, hold, settings_for, to_pil, to_uint8
 from longvid.stitching.blend import blend_chunks
 from longvid.timing import ChunkWindow, FrameRule
 
@@ -33,6 +33,17 @@ def _load(path: str, dtype, motion_adapter: str | None = None):
         adapter = MotionAdapter.from_pretrained(motion_adapter, dtype=dtype)
         return AnimateDiffPipeline.from_pretrained(path, motion_adapter=adapter, dtype=dtype)
     return DiffusionPipeline.from_pretrained(path, dtype=dtype)
+
+
+def _hold(settings: Mapping[str, Any]) -> Any:
+    return hold(settings, lambda path, dtype: _load(path, dtype, settings.get("motion_adapter")))
+
+
+def call_arguments(p: Mapping[str, Any], settings: Mapping[str, Any], seed: int, latents) -> dict[str, Any]:
+    """What every family's pipeline call takes: size, frames, steps, a seeded CPU generator, the noise."""
+    kwargs = {"height": p["height"], "width": p["width"], "num_frames": p["frames"],
+              "num_inference_steps": settings["steps"], "generator": cpu_generator(seed), "output_type": "np"}
+    return kwargs if latents is None else kwargs | {"latents": latents}
 
 
 class ChunkStage:
@@ -72,7 +83,7 @@ class ChunkStage:
             strengths[anchor["index"]] = anchor.get("strength", 1.0)
 
         # 3. load the pipeline, check what it can take, and prepare the latents on the CPU
-        base = hold(settings, lambda path, dtype: _load(path, dtype, settings.get("motion_adapter")))
+        base = _hold(settings)
         known = family.pipelines.get(type(base).__name__)
         if known is None:
             raise ValueError(f"{task.model} loads as {type(base).__name__}, which is not a {self.family} pipeline "
@@ -86,12 +97,7 @@ class ChunkStage:
         latents = self.latents(pipe, p, task.seed)
 
         # 4. generate
-        kwargs = {"height": p["height"], "width": p["width"], "num_frames": p["frames"],
-                  "num_inference_steps": settings["steps"], "generator": cpu_generator(task.seed),
-                  "output_type": "np"}
-        if latents is not None:
-            kwargs["latents"] = latents
-        kwargs |= self.arguments(pipe, p, settings, images, strengths)
+        kwargs = call_arguments(p, settings, task.seed, latents) | self.arguments(pipe, p, settings, images, strengths)
         frames = pipe(**kwargs).frames[0]
 
         # 5. decode to uint8 and check the count
@@ -114,7 +120,7 @@ class ChunkStage:
         p = task.params
         family = get_family(self.family)
         windows = [ChunkWindow(i, *w) for i, w in enumerate(p["windows"])]
-        base = hold(settings, lambda path, dtype: _load(path, dtype, settings.get("motion_adapter")))
+        base = _hold(settings)
         pipes = [type(base).from_pipe(base, scheduler=copy.deepcopy(base.scheduler)) for _ in windows]
         for pipe in pipes:
             pipe.set_progress_bar_config(disable=True)
@@ -160,10 +166,8 @@ class ChunkStage:
             w = windows[i]
             chunk = dict(p) | {"frames": w.frames, "start": w.start,
                                "noise": p["noise"] | {"offset": offsets[i]}}
-            kwargs = {"height": p["height"], "width": p["width"], "num_frames": w.frames,
-                      "num_inference_steps": settings["steps"], "generator": cpu_generator(task.seed + i),
-                      "output_type": "np", "latents": self.latents(pipes[i], chunk, task.seed),
-                      "callback_on_step_end": step_end(i), "callback_on_step_end_tensor_inputs": ["latents"]}
+            kwargs = call_arguments(chunk, settings, task.seed + i, self.latents(pipes[i], chunk, task.seed)) | {
+                "callback_on_step_end": step_end(i), "callback_on_step_end_tensor_inputs": ["latents"]}
             kwargs |= self.arguments(pipes[i], chunk, settings, {}, {})
             try:
                 outputs[i] = to_uint8(pipes[i](**kwargs).frames[0])
@@ -309,20 +313,16 @@ class LTXChunk(ChunkStage):
     family = "ltx"
     frame_axis = 2
 
-    def __init__(self):
-        super().__init__()
-        self._condition: tuple[Any, Any] | None = None  # (loaded pipeline, LTXConditionPipeline sharing its modules)
-
     def pipeline_for(self, base, images):
-        if not images:
+        if not images or type(base).__name__ == "LTXConditionPipeline":
             return base
-        if type(base).__name__ == "LTXConditionPipeline":
-            return base
-        if self._condition is None or self._condition[0] is not base:
+
+        def condition(pipe):
             from diffusers import LTXConditionPipeline
 
-            self._condition = (base, LTXConditionPipeline.from_pipe(base))
-        return self._condition[1]
+            return LTXConditionPipeline.from_pipe(pipe)
+
+        return derived("ltx-condition", condition)  # shares the modules; released with the loaded pipeline
 
     def latents(self, pipe, p, seed):
         if type(pipe).__name__ == "LTXConditionPipeline":

@@ -233,8 +233,11 @@ def test_a_worker_releases_its_pipeline_when_the_next_task_needs_another(tiny):
     first = pipelines.hold(settings | {"_path": str(tiny("sd"))}, _load)
     gone = weakref.ref(first)
     assert pipelines.hold(settings | {"_path": str(tiny("sd"))}, _load) is first  # kept while tasks need it
+    # a pipeline built from the held one's modules (as LTX's condition pipeline is) goes with it
+    built = weakref.ref(pipelines.derived("copy", lambda pipe: type(pipe).from_pipe(pipe)))
+    assert pipelines.derived("copy", lambda pipe: None) is built()
     del first
     second = pipelines.hold(settings | {"_path": str(tiny("sdxl"))}, _load)
     gc.collect()
-    assert gone() is None and type(second).__name__ == "StableDiffusionXLPipeline"
+    assert gone() is None and built() is None and type(second).__name__ == "StableDiffusionXLPipeline"
     pipelines.release()
