@@ -7,7 +7,7 @@ seeded drift: brightness and contrast, a colour cast, a small global shift and n
 `cut` (no overlap) and `overlap-blend` (linear, cosine and pyramid ramps), each with and without colour anchoring
 to the clip's first frame (the shot's keyframe), through longvid's own blend and anchoring code. Noise is a grain per chunk, steady
 through it, as a generator's texture is. Reported per
-strategy, as means over the clips: the seam score (`stitching.qa`; 1.0 means invisible), the colour drift (delta-E
+strategy, as means over the clips: the seam score (`stitching.seams`; 1.0 means invisible), the colour drift (delta-E
 of each chunk's mean Lab colour against the same frames of the unperturbed clip) and the PSNR against the clip.
 Goal: overlap-blend with colour anchoring under 1.3 mean seam score where cut is above 2.
 """
@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from longvid.stitching.blend import blend_chunks  # noqa: E402
 from longvid.stitching.colour import LabStats, anchor_colours, delta_e  # noqa: E402
-from longvid.stitching.qa import ShotSpan, chunk_spans, measure  # noqa: E402
+from longvid.stitching.seams import ShotSpan, chunk_spans, measure  # noqa: E402
 from longvid.timing import chunk_windows  # noqa: E402
 
 CLIPS = Path(__file__).resolve().parents[2] / "shared" / "data" / "clips"

@@ -76,7 +76,7 @@ def main() -> None:
     # direct: the same pipeline calls, nothing else (before and after the longvid render, so that drift in the
     # machine's speed shows rather than counting as overhead)
     adapter = WanChunk()
-    settings = dict(chunks[0].params["pipeline"])
+    settings = pipelines.settings_for(chunks[0].params)
     pipe = pipelines.hold(settings, lambda path, dtype: _load(path, dtype))
 
     def direct_run(warm_up: bool) -> tuple[float, dict]:

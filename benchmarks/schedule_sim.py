@@ -2,8 +2,8 @@
 
     python benchmarks/schedule_sim.py
 
-The render graph is the one longvid really compiles (keyframes, chunks, interpolation, stitch, with their
-dependencies); only the durations come from a cost model of H100 timings:
+The render graph is the one longvid really compiles (keyframes, chunks, interpolation, encode segments and the
+concat, with their dependencies); only the durations come from a cost model of H100 timings:
 
 | work | seconds on one H100 | source |
 | --- | --- | --- |
@@ -14,7 +14,7 @@ dependencies); only the durations come from a cost model of H100 timings:
 | keyframe model load | 20 | assumption |
 | interpolation, 2x, per output frame | 0.01 | assumption: RIFE at ~100 fps on an H100 (its paper reports 30+ fps for 2x 720p on a 2080 Ti) |
 | interpolation model load | 2 | assumption |
-| stitch (encode, CPU) | 0.005 per frame | assumption: x264 at ~200 fps |
+| encoding a segment (CPU) | 0.005 per frame | assumption: x264 at ~200 fps; joining the segments: 0 |
 
 Baselines: the lower bound max(critical path, total work / devices), where work excludes model loads; and
 rendering shot by shot on one device, loading each model once per shot, as a per-shot script would.
@@ -55,18 +55,18 @@ def jobs(plan) -> list[Job]:
         if task.kind == "keyframe":
             cost, model = KEYFRAME_SECONDS, "keyframes"
         elif task.kind == "chunk":
-            cost, model = CHUNK_SECONDS_81 * task.params["frames"] / 81, "video"
+            cost, model = CHUNK_SECONDS_81 * task.params.frames / 81, "video"
         elif task.kind == "interpolate":
-            cost, model = INTERPOLATION_PER_FRAME * task.params["frames"], "interpolation"
-        else:
-            cost, model = STITCH_PER_FRAME * task.params["frames"], None
+            cost, model = INTERPOLATION_PER_FRAME * task.params.frames, "interpolation"
+        else:  # encoding a segment, or joining them (stream copy: nearly free)
+            cost, model = (STITCH_PER_FRAME * task.frames if task.kind == "encode" else 0.0), None
         out.append(Job(task.id, task.deps, cost, model))
     return out
 
 
 def shot_by_shot(plan, job_list: list[Job]) -> float:
     cost = {j.id: j.cost for j in job_list}
-    total = cost["stitch"]
+    total = sum(cost[t] for t in plan.encode_tasks) + cost["concat"]
     for shot in plan.shots:
         total += LOAD["keyframes"] + sum(cost[k] for k in shot.keyframe_tasks)
         total += LOAD["video"] + sum(cost[c] for c in shot.chunk_tasks)

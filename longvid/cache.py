@@ -1,4 +1,4 @@
-"""The content-addressed artifact store: keys, atomic publish, records, status with reasons, cleaning.
+"""The content-addressed artifact store: keys, atomic publish, checked reads, status with reasons, cleaning.
 
 A task's key is the sha256 of everything that decides its output: the stage, the stage's code version, the
 canonical parameters, the seed, the model id and the keys of its inputs. Changing one shot therefore changes the
@@ -6,17 +6,23 @@ keys of that shot's tasks and of what depends on them, and nothing else.
 
 Layout under the cache root::
 
-    objects/ab/abcd.../artifact.png | artifact.mkv   the output (keyframe image, or frames)
-    objects/ab/abcd.../record.json                   what made it; written last, so its presence means "done"
+    objects/ab/abcd.../artifact.png | .mkv | .mp4    the output (keyframe image, frames, or an H.264 segment)
+    objects/ab/abcd.../record.json                   what made it, with the artifact's size and sha256; written
+                                                     last, so its presence means "done"
     tasks/<sha256(project, task id)>.json            the last record published for that task, to explain
                                                      why a task is stale (``param_changed: prompt``)
+    tmp/                                             files being written by stages, moved into objects/ when done
 
 Frames are stored losslessly as Ut Video in Matroska (RGB, bit-exact; about a third of raw size on real
 footage, and fast to write and read), images as PNG. See docs/benchmarks.md for disk use per minute.
+
+Every read checks the artifact against its record: the size always, the sha256 once per process. A damaged
+artifact raises `DamagedArtifactError`; the executor discards it and renders it again.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -30,8 +36,12 @@ from typing import Any
 
 import numpy as np
 
+from longvid.errors import DamagedArtifactError
+
 RECORD = "record.json"
 PARTIAL = ".partial"
+# Stored bytes per output pixel, to estimate the space a render needs (measured: docs/benchmarks.md).
+BYTES_PER_PIXEL = {"image": 1.0, "frames": 1.0, "segment": 0.05, "file": 0.0}
 
 
 def canonical_json(value: Any) -> str:
@@ -116,20 +126,48 @@ class ArtifactStore:
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
+        self._verified: set[str] = set()  # keys whose sha256 this process has checked (artifacts never change)
 
     def folder(self, key: str) -> Path:
         return self.root / "objects" / key[:2] / key
 
     def record(self, key: str) -> dict | None:
         try:
-            return json.loads((self.folder(key) / RECORD).read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
+            record = json.loads((self.folder(key) / RECORD).read_text())
+        except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError, UnicodeDecodeError):
             return None
+        return record if isinstance(record, dict) and "artifact" in record else None
 
     def has(self, key: str) -> bool:
-        """Done: the record exists and so does the artifact it names."""
+        """Done: the record exists, and so does the artifact it names, at the size it records."""
+        return self.damage(key, deep=False) is None
+
+    def damage(self, key: str, *, deep: bool = True) -> str | None:
+        """Why the entry for `key` cannot be used (``missing``, a size or sha256 mismatch), or None when it can.
+
+        Args:
+            deep: also hash the artifact against its record (once per process per key).
+        """
         record = self.record(key)
-        return record is not None and (self.folder(key) / record["artifact"]).exists()
+        if record is None:
+            return "missing"
+        path = self.folder(key) / record["artifact"]
+        try:
+            size = path.stat().st_size
+        except OSError:
+            return "missing artifact"
+        if record.get("bytes") is not None and size != record["bytes"]:
+            return f"{size} bytes, the record says {record['bytes']}"
+        if deep and record.get("sha256") and key not in self._verified:
+            if file_sha256(path) != record["sha256"]:
+                return "its sha256 differs from the record's"
+            self._verified.add(key)
+        return None
+
+    def discard(self, key: str) -> None:
+        """Remove an entry (a damaged one, so that it is rendered again)."""
+        self._verified.discard(key)
+        shutil.rmtree(self.folder(key), ignore_errors=True)
 
     def touch(self, key: str) -> None:
         """Mark an entry as used now, for least-recently-used cleaning."""
@@ -137,13 +175,26 @@ class ArtifactStore:
         if record.exists():
             os.utime(record)
 
+    def scratch(self, suffix: str) -> Path:
+        """A new empty file for a stage to write an artifact into, on the cache's file system (see `put`)."""
+        folder = self.root / "tmp"
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, path = tempfile.mkstemp(prefix="scratch.", suffix=f"{PARTIAL}{suffix}", dir=folder)
+        os.close(fd)
+        return Path(path)
+
     # ------------------------------------------------------------------------------------------ writing
 
-    def put(self, key: str, value: np.ndarray | Iterable[np.ndarray], record: Mapping[str, Any]) -> dict:
-        """Store an image (H x W x 3) or frames (F x H x W x 3, or an iterable of frames), then its record."""
+    def put(self, key: str, value: np.ndarray | Iterable[np.ndarray] | Path, record: Mapping[str, Any]) -> dict:
+        """Store an image (H x W x 3), frames (F x H x W x 3, or an iterable of frames) or a finished file (a
+        `Path`, moved in: from `scratch`), then its record with the artifact's size and sha256."""
         folder = self.folder(key)
         folder.mkdir(parents=True, exist_ok=True)
-        if isinstance(value, np.ndarray) and value.ndim == 3:
+        if isinstance(value, Path):
+            name = f"artifact{value.suffix.replace(PARTIAL, '') or '.bin'}"
+            publish(value, folder / name)
+            extra: dict[str, Any] = {}
+        elif isinstance(value, np.ndarray) and value.ndim == 3:
             name = "artifact.png"
             tmp = temp_beside(folder / name, ".png")
             try:
@@ -159,9 +210,11 @@ class ArtifactStore:
             name = "artifact.mkv"
             count, shape = _write_lossless(folder / name, value)
             extra = {"frames": count, "shape": shape}
-        full = dict(record) | extra | {"key": key, "artifact": name, "bytes": (folder / name).stat().st_size,
-                                       "created": time.time()}
+        artifact = folder / name
+        full = dict(record) | extra | {"key": key, "artifact": name, "bytes": artifact.stat().st_size,
+                                       "sha256": file_sha256(artifact), "created": time.time()}
         write_atomic(folder / RECORD, json.dumps(full, indent=1, sort_keys=True))
+        self._verified.add(key)
         return full
 
     def remember(self, project: str, task_id: str, record: Mapping[str, Any]) -> None:
@@ -181,40 +234,56 @@ class ArtifactStore:
 
     # ------------------------------------------------------------------------------------------ reading
 
+    def path(self, key: str) -> Path:
+        """The artifact's file, checked against its record.
+
+        Raises:
+            DamagedArtifactError: it is missing, or its size or sha256 is not the record's.
+        """
+        why = self.damage(key)
+        if why is not None:
+            raise DamagedArtifactError(key, why)
+        return self.folder(key) / self.record(key)["artifact"]
+
     def image(self, key: str) -> np.ndarray:
         from PIL import Image
 
-        with Image.open(self.folder(key) / "artifact.png") as image:
+        with Image.open(self.path(key)) as image:
             return np.asarray(image.convert("RGB")).copy()
 
-    def frames(self, key: str) -> Iterator[np.ndarray]:
-        """The stored frames one at a time (never all in memory)."""
+    def frames(self, key: str, start: int = 0, stop: int | None = None) -> Iterator[np.ndarray]:
+        """The stored frames ``[start, stop)`` one at a time (never all in memory)."""
         import imageio_ffmpeg
 
+        path = self.path(key)
         record = self.record(key)
-        if record is None:
-            raise FileNotFoundError(f"no artifact for key {key}")
         height, width = record["shape"][1:3]
-        reader = imageio_ffmpeg.read_frames(str(self.folder(key) / record["artifact"]), pix_fmt="rgb24")
+        count = record["frames"] if stop is None else min(stop, record["frames"])
+        # Every Ut Video frame is a key frame: seeking half a frame before the first wanted one lands on it exactly.
+        seek = ["-ss", f"{(start - 0.5) / LOSSLESS_FPS:.6f}"] if start > 0 else []
+        reader = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24", input_params=seek)
         next(reader)
-        for raw in reader:
+        for _, raw in zip(range(count - start), reader, strict=False):
             yield np.frombuffer(raw, np.uint8).reshape(height, width, 3)
+        reader.close()
 
     def load(self, key: str) -> np.ndarray:
         """An image, or all frames as one array."""
         record = self.record(key)
         if record is None:
-            raise FileNotFoundError(f"no artifact for key {key}")
+            raise DamagedArtifactError(key, "missing")
         return self.image(key) if record["artifact"].endswith(".png") else np.stack(list(self.frames(key)))
 
     # ------------------------------------------------------------------------------------------ status and cleaning
 
     def status(self, project: str, task_id: str, key: str, record: Mapping[str, Any]) -> TaskStatus:
         """Fresh, stale or missing, with reasons, comparing `record` (what would run now) with the last run."""
-        if self.has(key):
+        why = self.damage(key, deep=False)
+        if why is None:
             return TaskStatus(task_id, "fresh")
-        if self.record(key) is not None:
-            return TaskStatus(task_id, "missing", ("missing_artifact",))
+        if why != "missing":
+            return TaskStatus(task_id, "missing", ("missing_artifact",) if why == "missing artifact" else
+                              (f"damaged_artifact: {why}",))
         last = self.last(project, task_id)
         if last is None:
             return TaskStatus(task_id, "missing", ("never_rendered",))
@@ -247,11 +316,38 @@ class ArtifactStore:
             if too_old or too_big:
                 shutil.rmtree(folder, ignore_errors=True)
                 removed, freed, total = removed + 1, freed + size, total - size
-        for stray in (self.root / "objects").glob(f"*/*/*{PARTIAL}*"):
+        for stray in [*(self.root / "objects").glob(f"*/*/*{PARTIAL}*"), *(self.root / "tmp").glob(f"*{PARTIAL}*")]:
             if now - stray.stat().st_mtime > 3600:
                 freed += stray.stat().st_size
                 stray.unlink(missing_ok=True)
         return removed, freed
+
+    def verify(self, *, repair: bool = False) -> Iterator[tuple[str, str, str | None]]:
+        """Check every entry against its record (size and sha256); yields ``(key, why, task id)`` for each
+        damaged one.
+
+        Args:
+            repair: remove damaged entries, so the next render makes them again.
+        """
+        for folder in sorted(p for p in (self.root / "objects").glob("*/*") if p.is_dir()):
+            key = folder.name
+            why = self.damage(key)
+            if why == "missing" and (folder / RECORD).exists():
+                why = "unreadable record"
+            elif why == "missing":
+                why = "no record (an interrupted write)"
+            if why is not None:
+                task = (self.record(key) or {}).get("task")
+                if repair:
+                    self.discard(key)
+                yield key, why, task
+
+    def free_bytes(self) -> int:
+        """Free space on the cache's file system."""
+        folder = self.root
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        return shutil.disk_usage(folder).free
 
 
 def explain_change(last: Mapping[str, Any], now: Mapping[str, Any]) -> list[str]:
@@ -260,7 +356,7 @@ def explain_change(last: Mapping[str, Any], now: Mapping[str, Any]) -> list[str]
     if last.get("stage") != now.get("stage") or last.get("code_version") != now.get("code_version"):
         reasons.append(f"code_changed: {last.get('stage')} v{last.get('code_version')} -> "
                        f"{now.get('stage')} v{now.get('code_version')}")
-    old, new = last.get("params", {}), now.get("params", {})
+    old, new = _content(last.get("params", {})), _content(now.get("params", {}))  # locations never count
     for name in sorted(set(old) | set(new)):
         if old.get(name) != new.get(name):
             a, b = old.get(name), new.get(name)
@@ -282,6 +378,36 @@ def _short(value: Any, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+LOSSLESS_FPS = 24  # the rate stored frames carry (only seeking uses it)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """ENOSPC (or a quota) anywhere in the chain of `exc`."""
+    while exc is not None:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def disk_full_message(root: Path) -> str:
+    """What a full disk means for a render, and what to do."""
+    try:
+        free = ArtifactStore(root).free_bytes()
+    except OSError:
+        free = 0
+    return (f"no space left for the cache at {root} ({free / 2**20:.1f} MiB free): free some with `longvid cache "
+            f"clean --older-than 7d` (or --max-size 20G), or render with --cache DIR on a larger disk")
+
+
 def _write_lossless(path: Path, frames: Iterable[np.ndarray]) -> tuple[int, list[int]]:
     """Frames to Ut Video (bit-exact RGB) through the ffmpeg that imageio-ffmpeg ships; atomic."""
     import imageio_ffmpeg
@@ -294,7 +420,7 @@ def _write_lossless(path: Path, frames: Iterable[np.ndarray]) -> tuple[int, list
             if writer is None:
                 shape = [0, *frame.shape]
                 writer = imageio_ffmpeg.write_frames(
-                    str(tmp), (frame.shape[1], frame.shape[0]), fps=24, codec="utvideo", pix_fmt_in="rgb24",
+                    str(tmp), (frame.shape[1], frame.shape[0]), fps=LOSSLESS_FPS, codec="utvideo", pix_fmt_in="rgb24",
                     pix_fmt_out="gbrp", quality=None, macro_block_size=1, ffmpeg_log_level="error",
                     output_params=["-f", "matroska"])
                 writer.send(None)

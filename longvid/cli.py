@@ -15,19 +15,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console, Group
-from rich.live import Live
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
-from longvid import __version__
-from longvid.errors import LongvidError, StoryboardError, UserError
+from longvid._version import __version__
+from longvid.errors import LongvidError, PlanError, StoryboardError, UserError
 
 app = typer.Typer(
     add_completion=False,
@@ -36,10 +26,14 @@ app = typer.Typer(
     rich_markup_mode=None,
     help="Render minutes-long videos from a storyboard. Start with: longvid render examples/lighthouse.yaml -o out.mp4",
 )
-# No markup: messages carry user text and pip extras like '[rife]', which rich would eat as tags.
-err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False)  # task ids like chunk:b:0 are not emoji codes
-out = Console(highlight=False, soft_wrap=True, markup=False, emoji=False)  # task ids like chunk:b:0 are not emoji codes
 _state = {"debug": False}
+
+
+def say(text: str = "", *, err: bool = False, end: str = "\n") -> None:
+    """Print `text` verbatim (no markup: messages carry user text and pip extras like '[rife]')."""
+    stream = sys.stderr if err else sys.stdout
+    stream.write(text + end)
+    stream.flush()
 
 
 def _guarded(command):
@@ -54,17 +48,22 @@ def _guarded(command):
         except LongvidError as exc:
             if _state["debug"]:
                 traceback.print_exc()
-            problems = exc.problems if isinstance(exc, StoryboardError) else [f"error: {exc}"]
+            if isinstance(exc, StoryboardError):
+                problems = exc.problems
+            elif isinstance(exc, PlanError):
+                problems = ["error: the render graph is inconsistent (a bug: please report it)", *exc.problems]
+            else:
+                problems = [f"error: {exc}"]
             for problem in problems:
-                err.print(str(problem))
+                say(str(problem), err=True)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
-            err.print("interrupted")
+            say("interrupted", err=True)
             raise typer.Exit(130) from None
         except Exception as exc:
             if _state["debug"]:
                 traceback.print_exc()
-            err.print(f"error: {type(exc).__name__}: {exc} (run with --debug for the traceback)")
+            say(f"error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", err=True)
             raise typer.Exit(1) from None
 
     return run
@@ -75,7 +74,7 @@ StoryboardArg = Annotated[Path, typer.Argument(help="Storyboard YAML file.", sho
 
 def _version(value: bool) -> None:
     if value:
-        out.print(f"longvid {__version__}")
+        say(f"longvid {__version__}")
         raise typer.Exit()
 
 
@@ -102,18 +101,93 @@ class Preset(str, Enum):
     veryslow = "veryslow"
 
 
+LABELS = {"keyframe": "keyframes", "chunk": "chunks", "interpolate": "interpolation", "encode": "encoding",
+          "concat": "joining"}
+
+
+class Messages:
+    """Plan notes, warnings, repairs, retries and failures: printed once each, whatever the progress display."""
+
+    def __call__(self, event) -> None:
+        if event.type in ("note", "warning"):
+            say(f"{event.type}: {event.message}", err=True)
+        elif event.type == "qa":
+            say(f"qa: {event.task}: {event.message}", err=True)
+        elif event.type in ("retried", "failed", "damaged"):
+            where = f" on {event.worker}" if event.worker else ""
+            say(f"{event.type}: {event.task}{where}: {event.message}", err=True)
+
+
+class Tally:
+    """Per stage kind, how much there is and how much is done; encoding counts frames, the rest tasks."""
+
+    def __init__(self):
+        self.total: dict[str, int] = {}
+        self.done: dict[str, int] = {}
+
+    def __call__(self, event) -> str | None:
+        """Count `event`; returns the kind it moved, if any."""
+        if event.kind is None or event.type not in ("queued", "cached", "succeeded"):
+            return None
+        amount = event.frames or 1
+        if event.type in ("queued", "cached"):
+            self.total[event.kind] = self.total.get(event.kind, 0) + amount
+        if event.type in ("cached", "succeeded"):
+            self.done[event.kind] = self.done.get(event.kind, 0) + amount
+        return event.kind
+
+    def line(self, kind: str) -> str:
+        unit = " frames" if kind == "encode" else ""
+        return f"{LABELS.get(kind, kind)}: {self.done.get(kind, 0)}/{self.total.get(kind, 0)}{unit}"
+
+
+class LineProgress:
+    """Progress for logs (output that is not a terminal): a line when a kind passes each tenth, and when it ends."""
+
+    def __init__(self):
+        self.tally = Tally()
+        self.shown: dict[str, int] = {}
+
+    def __call__(self, event) -> None:
+        kind = self.tally(event)
+        if kind is None or event.type == "queued":
+            return
+        total = self.tally.total[kind]
+        tenth = self.tally.done[kind] * 10 // max(total, 1)
+        if tenth > self.shown.get(kind, -1):
+            self.shown[kind] = tenth
+            say(self.tally.line(kind), err=True)
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+
 class RichProgress:
     """Live progress per stage kind (counts, elapsed, ETA) and a row per worker saying what it runs now."""
 
-    LABELS = {"keyframe": "keyframes", "chunk": "chunks", "interpolate": "interpolation", "encode": "encoding"}
+    def __init__(self):
+        from rich.console import Console, Group
+        from rich.live import Live
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
-    def __init__(self, console: Console):
+        console = Console(stderr=True, highlight=False, markup=False, emoji=False)
         self.kinds = Progress(
             TextColumn("{task.description:<13}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
             TextColumn("eta"), TimeRemainingColumn(), console=console,
         )
         self.workers = Progress(TextColumn("{task.description:<13}"), TextColumn("{task.fields[now]}"), console=console)
-        self.live = Live(Group(self.kinds, self.workers), console=console, refresh_per_second=8)
+        self.live = Live(Group(self.kinds, self.workers), console=console, refresh_per_second=8, transient=False)
+        self.tally = Tally()
         self.rows: dict[str, int] = {}
 
     def start(self) -> None:
@@ -122,38 +196,19 @@ class RichProgress:
     def stop(self) -> None:
         self.live.stop()
 
-    def _row(self, kind: str) -> int:
-        if kind not in self.rows:
-            self.rows[kind] = self.kinds.add_task(self.LABELS.get(kind, kind), total=0)
-        return self.rows[kind]
-
-    def _worker(self, name: str) -> int:
-        key = f"worker:{name}"
-        if key not in self.rows:
-            self.rows[key] = self.workers.add_task(f"  {name}", total=None, now="")
-        return self.rows[key]
-
     def __call__(self, event) -> None:
-        if event.type == "qa":
-            err.print(f"qa: {event.task}: {event.message}")
-            return
         if event.worker and event.type in ("started", "succeeded", "failed", "retried"):
+            key = f"worker:{event.worker}"
+            if key not in self.rows:
+                self.rows[key] = self.workers.add_task(f"  {event.worker}", total=None, now="")
             now = f"{event.task} {event.message or ''}".strip() if event.type == "started" else f"idle ({event.type})"
-            self.workers.update(self._worker(event.worker), now=now)
-        if event.kind is None:
+            self.workers.update(self.rows[key], now=now)
+        kind = self.tally(event)
+        if kind is None:
             return
-        row = self._row(event.kind)
-        total = self.kinds.tasks[row].total or 0
-        if event.type == "queued":
-            self.kinds.update(row, total=total + 1)
-        elif event.type == "cached":
-            self.kinds.update(row, total=total + 1, advance=1)
-        elif event.type == "succeeded":
-            self.kinds.update(row, advance=1)
-        elif event.type in ("retried", "failed"):
-            err.print(f"{event.type}: {event.task} on {event.worker}: {event.message}")
-        elif event.type == "frames":
-            self.kinds.update(row, total=event.total, completed=event.done)
+        if kind not in self.rows:
+            self.rows[kind] = self.kinds.add_task(LABELS.get(kind, kind), total=0)
+        self.kinds.update(self.rows[kind], total=self.tally.total.get(kind, 0), completed=self.tally.done.get(kind, 0))
 
 
 class ExecutorKind(str, Enum):
@@ -182,62 +237,70 @@ def render(
                                           "chunks whose seam scores above --qa-threshold.")] = 0,
     qa_threshold: Annotated[float, typer.Option("--qa-threshold", min=1.0, help="Seam score counted as visible "
                                                 "(1.0: invisible).")] = 2.0,
+    cpu_workers: Annotated[int | None, typer.Option("--cpu-workers", min=1, help="Threads here that encode "
+                                                    "segments and draw previews (default: one per core).")] = None,
     log_json: Annotated[Path | None, typer.Option("--log-json", help="Write one JSON event per line here.")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display (notes and warnings still "
+                                        "print, once).")] = False,
 ) -> None:
     """Render STORYBOARD to an MP4, with OUT.manifest.json beside it. Finished work is cached and never redone."""
     from longvid.execution.events import JsonLinesLog, fan_out
-    from longvid.planners.compile import compile_storyboard
-    from longvid.render import check_output, manifest_path, resolve_devices
-    from longvid.render import render as do_render
+    from longvid.execution.pools import resolve_devices
+    from longvid.manifest import manifest_path
+    from longvid.rendering import check_output
+    from longvid.rendering import render as do_render
     from longvid.storyboard import load_storyboard
 
     spec = load_storyboard(storyboard)
     check_output(output)
     device_list = resolve_devices(workers, devices.split(",") if devices else None)
-    for note in compile_storyboard(spec).notes:
-        err.print(f"note: {note}")
-    reporters = []
+    reporters = [Messages()]
     log = JsonLinesLog(log_json) if log_json else None
     if log:
         reporters.append(log)
-    progress = None if quiet else RichProgress(err)
+    progress = None if quiet else RichProgress() if sys.stderr.isatty() else LineProgress()
     if progress:
         reporters.append(progress)
         progress.start()
     try:
         manifest = do_render(spec, output, cache_dir=cache, devices=device_list, executor=executor.value,
                              ray_address=ray_address, max_attempts=retries + 1, crf=crf, preset=preset.value,
-                             qa_retry=qa_retry, qa_threshold=qa_threshold, report=fan_out(*reporters))
+                             qa_retry=qa_retry, qa_threshold=qa_threshold, cpu_workers=cpu_workers,
+                             report=fan_out(*reporters))
     finally:
         if progress:
             progress.stop()
         if log:
             log.close()
     video, run = manifest["video"], manifest["execution"]
-    out.print(f"wrote {output} ({video['frames']} frames, {video['duration']:.2f} s, {video['width']}x{video['height']} "
-              f"at {video['fps']:g} fps) in {manifest['render_seconds']:.1f} s: {run['ran']} tasks ran, "
-              f"{run['cached']} from the cache; manifest {manifest_path(output)}")
+    say(f"wrote {output} ({video['frames']} frames, {video['duration']:.2f} s, {video['width']}x{video['height']} "
+        f"at {video['fps']:g} fps) in {manifest['render_seconds']:.1f} s: {run['ran']} tasks ran, "
+        f"{run['cached']} from the cache; manifest {manifest_path(output)}")
     summary = manifest["qa"]["summary"]
     if summary["seams"]:
-        out.print(f"seams: mean score {summary['mean_seam_score']:.2f}, worst {summary['worst_seam_score']:.2f} "
-                  f"(1.0: invisible; `longvid qa {output}` for each seam)")
+        say(f"seams: mean score {summary['mean_seam_score']:.2f}, worst {summary['worst_seam_score']:.2f} "
+            f"(1.0: invisible; `longvid qa {output}` for each seam)")
 
 
 @app.command()
 @_guarded
-def status(storyboard: StoryboardArg, cache: CacheOption = None) -> None:
+def status(
+    storyboard: StoryboardArg,
+    cache: CacheOption = None,
+    crf: Annotated[int, typer.Option(min=0, max=51, help="The --crf of the render to compare with.")] = 18,
+    preset: Annotated[Preset, typer.Option(help="The --preset of the render to compare with.")] = Preset.medium,
+) -> None:
     """List every task as fresh, stale or missing in the cache, with the reason it would run again."""
-    from longvid.render import status as task_status
+    from longvid.rendering import status as task_status
 
-    rows = task_status(storyboard, cache_dir=cache)
+    rows = task_status(storyboard, cache_dir=cache, crf=crf, preset=preset.value)
     width = max(len(r.task) for r in rows)
     for row in rows:
-        out.print(f"{row.task:<{width}}  {row.state:<7}  {'; '.join(row.reasons)}".rstrip())
+        say(f"{row.task:<{width}}  {row.state:<7}  {'; '.join(row.reasons)}".rstrip())
     counts = {state: sum(r.state == state for r in rows) for state in ("fresh", "stale", "missing")}
     redo = counts["stale"] + counts["missing"]
-    out.print(f"{counts['fresh']} fresh, {counts['stale']} stale, {counts['missing']} missing: "
-              f"a render would run {redo} of {len(rows)} tasks")
+    say(f"{counts['fresh']} fresh, {counts['stale']} stale, {counts['missing']} missing: "
+        f"a render would run {redo} of {len(rows)} tasks")
 
 
 class Backend(str, Enum):
@@ -263,13 +326,13 @@ def interpolate(
     preset: Annotated[Preset, typer.Option(help="x264 speed preset.")] = Preset.medium,
 ) -> None:
     """Raise the frame rate of an existing video (cuts inside it are never blended)."""
-    from longvid.render import interpolate_video
+    from longvid.retime import interpolate_video
 
     summary = interpolate_video(source, output, fps=fps, factor=factor, backend=backend.value, model=model,
                                 scene_threshold=scene_threshold, crf=crf, preset=preset.value)
     if summary["note"]:
-        err.print(f"note: {summary['note']}")
-    out.print(f"wrote {output}: {summary['input_frames']} frames at {summary['input_fps']:g} fps -> "
+        say(f"note: {summary['note']}", err=True)
+    say(f"wrote {output}: {summary['input_frames']} frames at {summary['input_fps']:g} fps -> "
               f"{summary['frames']} at {summary['fps']:g} fps ({summary['backend']}) in {summary['seconds']:.1f} s")
 
 
@@ -281,15 +344,14 @@ def qa(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Seam scores, warp errors and colour drift of VIDEO, per seam and per chunk."""
-    import json
-
+    from rich.console import Console
     from rich.table import Table
 
-    from longvid.render import qa_video
+    from longvid.qa import qa_video
 
     report = qa_video(video, cache)
     if as_json:
-        out.print(json.dumps(report, indent=2), soft_wrap=True)
+        say(json.dumps(report, indent=2))
         return
     drift = {(d["shot"], d["chunk"]): d["colour_drift"] for d in report["chunks"]}
     seams = {(d["shot"], d["chunk"]): d for d in report["seams"]}
@@ -298,9 +360,9 @@ def qa(
         seam = seams.get(key, {})
         table.add_row(key[0], str(key[1]), "-".join(map(str, seam.get("frames", []))) or "",
                       _num(seam.get("score")), _num(seam.get("warp_error")), _num(drift.get(key)))
-    out.print(table)
+    Console(highlight=False, soft_wrap=True, markup=False, emoji=False).print(table)
     summary = report["summary"]
-    out.print(f"{summary['seams']} seams: mean score {_num(summary['mean_seam_score'])}, worst "
+    say(f"{summary['seams']} seams: mean score {_num(summary['mean_seam_score'])}, worst "
               f"{_num(summary['worst_seam_score'])} (1.0: invisible); mean colour drift "
               f"{_num(summary['mean_colour_drift'])}")
 
@@ -319,10 +381,10 @@ def models_list() -> None:
     """Models longvid can fetch, and where they are installed."""
     from longvid.models import MODELS, installed, models_dir
 
-    out.print(f"models folder: {models_dir()}")
+    say(f"models folder: {models_dir()}")
     for name, info in sorted(MODELS.items()):
         path = installed(name)
-        out.print(f"{name:<10} {str(path) if path else 'not fetched':<50} {info.license}")
+        say(f"{name:<10} {str(path) if path else 'not fetched':<50} {info.license}")
 
 
 @models_app.command("fetch")
@@ -335,7 +397,7 @@ def models_fetch(
     from longvid.models import fetch
 
     path = fetch(name, source)
-    out.print(f"installed {name}: {path}")
+    say(f"installed {name}: {path}")
 
 
 cache_app = typer.Typer(help="Inspect and clean the artifact cache.", no_args_is_help=True)
@@ -360,7 +422,7 @@ def cache_info(cache: CacheOption = None) -> None:
 
     store = ArtifactStore(cache or default_cache_dir())
     entries = store.entries()
-    out.print(f"{store.root}: {len(entries)} entries, {sum(e[2] for e in entries) / 2**20:.1f} MiB")
+    say(f"{store.root}: {len(entries)} entries, {sum(e[2] for e in entries) / 2**20:.1f} MiB")
 
 
 @cache_app.command("clean")
@@ -382,7 +444,30 @@ def cache_clean(
         if max_size else None
     store = ArtifactStore(cache or default_cache_dir())
     removed, freed = store.clean(older_than=-1.0 if all else age, max_bytes=int(size) if size is not None else None)
-    out.print(f"removed {removed} entries, freed {freed / 2**20:.1f} MiB from {store.root}")
+    say(f"removed {removed} entries, freed {freed / 2**20:.1f} MiB from {store.root}")
+
+
+@cache_app.command("verify")
+@_guarded
+def cache_verify(
+    cache: CacheOption = None,
+    repair: Annotated[bool, typer.Option("--repair", help="Remove damaged entries: the next render makes them "
+                                         "again.")] = False,
+) -> None:
+    """Check every entry against its record (size and sha256); exit 1 when damage is found and left."""
+    from longvid.cache import ArtifactStore, default_cache_dir
+
+    store = ArtifactStore(cache or default_cache_dir())
+    entries = len(store.entries())
+    damaged = 0
+    for key, why, task in store.verify(repair=repair):
+        damaged += 1
+        say(f"damaged: {key}{f' ({task})' if task else ''}: {why}{'; removed' if repair else ''}")
+    say(f"{store.root}: {entries} entries checked, {damaged} damaged"
+        + (", removed: the next render makes them again" if repair and damaged else "")
+        + (": run `longvid cache verify --repair`" if damaged and not repair else ""))
+    if damaged and not repair:
+        raise typer.Exit(1)
 
 
 # ---------------------------------------------------------------------------------------------------- planning
@@ -393,16 +478,19 @@ def cache_clean(
 def validate(storyboard: StoryboardArg) -> None:
     """Check STORYBOARD and report every problem as file:line:col."""
     from longvid.planners.compile import compile_storyboard
+    from longvid.stages.check import check_graph
     from longvid.storyboard import load_storyboard
 
     spec = load_storyboard(storyboard)
     plan = compile_storyboard(spec)
-    counts = {kind: len(plan.graph.of_kind(kind)) for kind in ("keyframe", "chunk", "interpolate")}
-    out.print(f"ok: {storyboard}: {len(spec.shots)} shots, {spec.duration:g} s = {spec.total_frames} frames at "
-              f"{spec.fps:g} fps, {spec.width}x{spec.height}; {len(plan.graph)} tasks "
-              f"({counts['keyframe']} keyframes, {counts['chunk']} chunks, {counts['interpolate']} interpolations)")
+    check_graph(plan.graph)
+    counts = {kind: len(plan.graph.of_kind(kind)) for kind in ("keyframe", "chunk", "interpolate", "encode")}
+    say(f"ok: {storyboard}: {len(spec.shots)} shots, {spec.duration:g} s = {spec.total_frames} frames at "
+        f"{spec.fps:g} fps, {spec.width}x{spec.height}; {len(plan.graph)} tasks "
+        f"({counts['keyframe']} keyframes, {counts['chunk']} chunks, {counts['interpolate']} interpolations, "
+        f"{counts['encode']} segments)")
     for note in plan.notes:
-        out.print(f"note: {note}")
+        say(f"note: {note}")
 
 
 class Planner(str, Enum):
@@ -446,27 +534,24 @@ def plan(
         result = plan_with_llm(prompt, config, duration=duration, fps=fps, width=width, height=height, seed=seed,
                                style=style, fallback=fallback.value if fallback else None)
         for note in result.notes:
-            err.print(f"{'warning' if result.used_fallback else 'note'}: {note}")
+            say(f"{'warning' if result.used_fallback else 'note'}: {note}", err=True)
         spec = result.storyboard
         origin = "rules (fallback)" if result.used_fallback else f"llm {llm_model} ({result.rounds} round(s))"
     else:
         from longvid.planners.rules import plan_from_prompt
 
-        try:
-            spec = plan_from_prompt(prompt, duration=duration, fps=fps, width=width, height=height, seed=seed,
-                                    style=style, title=title)
-        except ValueError as exc:
-            raise UserError(str(exc)) from None
+        spec = plan_from_prompt(prompt, duration=duration, fps=fps, width=width, height=height, seed=seed,
+                                style=style, title=title)
         origin = "rules"
     if title:
         spec.title = title
     header = f"# planned by longvid {__version__} ({origin}) from: {prompt[:80]!r}\n"
     text = header + spec.to_yaml()
     if output is None:
-        out.print(text, end="")
+        say(text, end="")
         return
     write_atomic(output, text)
-    out.print(f"wrote {output}: {len(spec.shots)} shots, {spec.duration:g} s")
+    say(f"wrote {output}: {len(spec.shots)} shots, {spec.duration:g} s")
 
 
 @app.command()
@@ -479,7 +564,7 @@ def schema(
 
     text = json.dumps(json_schema(), indent=2) + "\n"
     if output is None:
-        out.print(text, end="")
+        say(text, end="")
     else:
         from longvid.cache import write_atomic
 
@@ -515,7 +600,7 @@ def graph(
     else:
         render_graph = compile_storyboard(spec).graph
         text = to_dot(render_graph.graph, spec.title) if format is GraphFormat.dot else render_graph.to_json() + "\n"
-    out.print(text, end="")
+    say(text, end="")
 
 
 # ---------------------------------------------------------------------------------------------------- entry

@@ -8,20 +8,21 @@ Shot graph nodes are ``shot:ID`` and ``keyframe:ID:K``; its edges have a ``kind`
 * ``anchors``: keyframe to the shot it pins down;
 * ``continuity``: an earlier shot to a later one that shows the same character (the later shot should look the same).
 
-Render graph nodes are task ids (``keyframe:ID:K``, ``chunk:ID:I``, ``interpolate:ID``, ``stitch``), each holding
-its `Task`; an edge runs from a task to a task that needs its output.
+Render graph nodes are task ids (``keyframe:ID:K``, ``chunk:ID:I``, ``interpolate:ID``, ``encode:ID:I``,
+``concat``), each holding its `Task`; an edge runs from a task to a task that needs its output.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import networkx as nx
 
+from longvid.errors import PlanError, Problem
 from longvid.storyboard import CHARACTER_REF, StoryboardSpec
+from longvid.tasks import Task
 
 
 def build_shot_graph(spec: StoryboardSpec) -> nx.MultiDiGraph:
@@ -53,58 +54,37 @@ def build_shot_graph(spec: StoryboardSpec) -> nx.MultiDiGraph:
     return graph
 
 
-@dataclass(frozen=True)
-class Task:
-    """One unit of work in the render graph: everything a stage needs to run it, as data.
-
-    Args:
-        id: unique, e.g. ``chunk:climb:2``.
-        kind: ``keyframe``, ``chunk``, ``interpolate`` or ``stitch``.
-        stage: the stage that runs it, e.g. ``preview.chunk``.
-        shot: the shot it belongs to (None for the stitch).
-        index: its position among the shot's tasks of its kind.
-        seed: from the seeding rule (None where nothing random is drawn).
-        window: ``[start, end)`` frames it covers; see `frame_space`.
-        frame_space: ``output`` (the timeline), ``shot-output`` (the shot's rendered frames at the output rate) or
-            ``shot-base`` (the shot's rendered frames at the base rate).
-        model: the model id it loads, if any.
-        params: canonical, JSON-serialisable parameters; they and the inputs' keys make the cache key.
-        deps: ids of the tasks whose outputs it reads.
-    """
-
-    id: str
-    kind: str
-    stage: str
-    shot: str | None
-    index: int
-    seed: int | None
-    window: tuple[int, int]
-    frame_space: str
-    model: str | None = None
-    params: dict[str, Any] = field(default_factory=dict)
-    deps: tuple[str, ...] = ()
-
-
 class RenderGraph:
     """Tasks and their dependencies; iteration is in a stable topological order."""
 
+    KINDS = ("reference", "keyframe", "chunk", "interpolate", "encode", "concat")
+
     def __init__(self, tasks: list[Task]):
+        """Raises:
+            PlanError: with every duplicate id, unknown dependency and cycle.
+        """
         self.graph = nx.DiGraph()
+        problems = []
         for task in tasks:
+            if task.id in self.graph:
+                problems.append(Problem("two tasks have this id", (task.id,)))
             self.graph.add_node(task.id, task=task)
         for task in tasks:
             for dep in task.deps:
                 if dep not in self.graph:
-                    raise ValueError(f"task {task.id!r} depends on unknown task {dep!r}")
+                    problems.append(Problem(f"depends on unknown task {dep!r}", (task.id, "deps")))
+                    continue
                 self.graph.add_edge(dep, task.id)
-        if not nx.is_directed_acyclic_graph(self.graph):
-            raise ValueError(f"render graph has a cycle: {nx.find_cycle(self.graph)}")
+        if not problems and not nx.is_directed_acyclic_graph(self.graph):
+            problems.append(Problem(f"the render graph has a cycle: {nx.find_cycle(self.graph)}"))
+        if problems:
+            raise PlanError(problems)
         self._order = list(nx.lexicographical_topological_sort(self.graph, key=self._sort_key))
 
     def _sort_key(self, node: str) -> tuple:
         task = self[node]
-        kinds = ("keyframe", "chunk", "interpolate", "stitch")
-        return (kinds.index(task.kind), task.window[0] if task.frame_space == "output" else 0, node)
+        rank = self.KINDS.index(task.kind) if task.kind in self.KINDS else len(self.KINDS)
+        return (rank, task.window[0] if task.frame_space == "output" else 0, node)
 
     def __getitem__(self, task_id: str) -> Task:
         return self.graph.nodes[task_id]["task"]
@@ -115,12 +95,18 @@ class RenderGraph:
     def __len__(self) -> int:
         return len(self._order)
 
+    def __contains__(self, task_id: str) -> bool:
+        return task_id in self.graph
+
     def of_kind(self, kind: str) -> list[Task]:
         return [task for task in self if task.kind == kind]
 
+    def consumers(self, task_id: str) -> list[str]:
+        """The tasks that read `task_id`'s output."""
+        return sorted(self.graph.successors(task_id))
+
     def to_json(self) -> str:
-        tasks = [asdict(task) | {"window": list(task.window), "deps": list(task.deps)} for task in self]
-        return json.dumps({"tasks": tasks}, indent=2)
+        return json.dumps({"tasks": [task.to_dict() for task in self]}, indent=2)
 
 
 def shot_graph_json(graph: nx.MultiDiGraph) -> str:

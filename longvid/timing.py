@@ -1,6 +1,6 @@
 """Seconds and frames: cut points, crossfade handles, chunk windows, legal frame counts, frame-rate ratios.
 
-The rules (ARCHITECTURE.md, "Time"):
+The rules (docs/architecture.md, "Time"):
 
 * A cut falls at ``round(t * fps)`` of cumulative shot time, so the output has exactly
   ``round(total_duration * fps)`` frames. Rounding is half-up, the same on every platform.
@@ -281,6 +281,35 @@ def span_windows(total: int, anchors: list[int], chunk: int, overlap: int, rule:
 
 
 # --------------------------------------------------------------------------------------------------------------
+# Blend ramps
+
+RAMPS = ("linear", "cosine", "pyramid")
+
+
+def ramp(frames: int, kind: str = "cosine") -> list[float]:
+    """The weight of the incoming source over `frames` overlapping frames, strictly between 0 and 1.
+
+    The outgoing source gets ``1 - w``, so every blended frame's weights sum to exactly one. Samples sit at
+    ``(j + 1) / (frames + 1)``, so neither source is ever dropped inside an overlap.
+
+    Args:
+        frames: length of the overlap.
+        kind: ``linear``; ``cosine`` (eases in and out, so brightness changes have no kink at the ends); or
+            ``pyramid``, the per-frame weights of AnimateDiff's context windows (each frame weighs its distance to
+            the nearer end of its chunk), normalised over the two chunks. While an overlap is under half a chunk,
+            as longvid requires, the pyramid's two slopes meet only at chunk ends, and it equals ``linear``.
+    """
+    x = [(j + 1) / (frames + 1) for j in range(frames)]
+    if kind == "linear":
+        return x
+    if kind == "pyramid":
+        return [(j + 1) / ((j + 1) + (frames - j)) for j in range(frames)]
+    if kind == "cosine":
+        return [0.5 - 0.5 * math.cos(math.pi * v) for v in x]
+    raise ValueError(f"`kind` ({kind!r}) must be one of {', '.join(RAMPS)}")
+
+
+# --------------------------------------------------------------------------------------------------------------
 # Frame rates
 
 
@@ -301,3 +330,41 @@ def resample_positions(output_frames: int, factor: float) -> list[tuple[int, flo
         t = pos - i
         positions.append((i, 0.0 if t < 1e-9 else t))
     return positions
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Chunks on the output timeline (for seam QA)
+
+
+@dataclass(frozen=True)
+class ChunkSpan:
+    """A chunk on the output timeline: the frames it shows, and the pairs of frames across its seam.
+
+    Args:
+        index: the chunk's position in its shot.
+        frames: the output frames it covers.
+        seam_pairs: ``t`` in it means the pair of frames ``(t - 1, t)`` crosses the seam into this chunk (empty for
+            a shot's first chunk).
+    """
+
+    index: int
+    frames: range
+    seam_pairs: range
+
+
+def chunk_spans(windows: list[tuple[int, int, int]], render_start: int, factor: float, frames: range) -> list[ChunkSpan]:
+    """Chunks on the output timeline from their base-rate ``(start, end, overlap)`` windows.
+
+    A seam's pairs run from the last frame of the outgoing chunk alone to the first of the incoming one alone: one
+    pair for a cut, ``overlap + 1`` across a blend (at the base rate; more after interpolation).
+    """
+    spans = []
+    for i, (first, end, overlap) in enumerate(windows):
+        own = range(max(frames.start, render_start + math.ceil(first * factor - 1e-9)),
+                    min(frames.stop, render_start + math.floor((end - 1) * factor + 1e-9) + 1))
+        pairs = range(0)
+        if i:
+            pairs = range(max(frames.start + 1, render_start + math.floor(first * factor + 1e-9)),
+                          min(frames.stop, render_start + math.ceil((first + overlap) * factor - 1e-9) + 1))
+        spans.append(ChunkSpan(i, own, pairs))
+    return spans

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -17,6 +18,9 @@ ROOT = Path(__file__).resolve().parents[1]
 CLIPS = ROOT.parent / "shared" / "data" / "clips"
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Weights the tests fetch (RIFE) go to a test cache in the repository, never the user's ~/.cache; set before any
+# test asks, so `interpolation: auto` resolves the same way for every test whatever the user has fetched.
+os.environ["LONGVID_MODELS"] = str(ROOT / ".pytest-models")
 
 SMALL = """\
 title: Small
@@ -45,6 +49,12 @@ shots:
 """
 
 
+# The same storyboard generated at half the rate and interpolated: its interpolate tasks need a device worker, so
+# they land on worker processes (or Ray actors) and never on the lanes of the test's own process; faults that kill
+# a worker aim at them.
+SMALL_INTERPOLATED = SMALL + "models:\n  interpolation: {backend: linear, factor: 2}\n"
+
+
 def write(path: Path, text: str) -> Path:
     path.write_text(textwrap.dedent(text), encoding="utf-8")
     return path
@@ -61,6 +71,19 @@ def private_cache(tmp_path_factory, monkeypatch) -> Path:
 @pytest.fixture
 def small_storyboard(tmp_path: Path) -> Path:
     return write(tmp_path / "small.yaml", SMALL)
+
+
+@pytest.fixture
+def interpolated_storyboard(tmp_path: Path) -> Path:
+    return write(tmp_path / "interpolated.yaml", SMALL_INTERPOLATED)
+
+
+def faults(tmp_path: Path, monkeypatch, plan: dict) -> Path:
+    """Inject faults into tasks (`longvid.execution.faults`) for the rest of the test."""
+    path = tmp_path / "faults.json"
+    path.write_text(json.dumps(plan))
+    monkeypatch.setenv("LONGVID_FAULTS", str(path))
+    return path
 
 
 def probe(path: Path) -> dict:

@@ -27,10 +27,15 @@ def test_example_storyboard_renders_exactly(board, tmp_path):
     # +faststart: the index (moov) precedes the media data, so players start before the download ends
     data = output.read_bytes()
     assert 0 < data.find(b"moov") < data.find(b"mdat")
-    # the progress display ends with every row complete
-    progress = {line.split()[0]: line.split()[2] for line in result.stderr.splitlines() if "━" in line}
-    assert progress["encoding"] == f"{spec.total_frames}/{spec.total_frames}"
-    assert set(progress) >= {"keyframes", "chunks", "encoding"}
+    # not a terminal: progress comes as whole lines, each kind ending complete, never run into other output
+    progress = {}
+    for line in result.stderr.splitlines():
+        if line.startswith(("keyframes: ", "interpolation: ", "encoding: ", "joining: ")):
+            kind, count = line.split(": ")
+            progress[kind] = count
+    assert progress["encoding"] == f"{spec.total_frames}/{spec.total_frames} frames"
+    assert progress["keyframes"].split("/")[0] == progress["keyframes"].split("/")[1] and progress["joining"] == "1/1"
+    assert all(line.startswith((*(f"{kind}: " for kind in progress), "note: ")) for line in result.stderr.splitlines())
 
 
 def test_python_api_example_matches_the_yaml(tmp_path):
@@ -72,10 +77,11 @@ def test_log_json_writes_one_event_per_line(tmp_path, small_storyboard):
     result = run_cli("render", str(small_storyboard), "-o", str(tmp_path / "s.mp4"), "--log-json", str(log), "-q")
     assert result.returncode == 0, result.stderr
     events = [json.loads(line) for line in log.read_text().splitlines()]
-    chunk_events = [e for e in events if e.get("kind") == "chunk"]
-    queued = {e["task"] for e in chunk_events if e["type"] == "queued"}
-    succeeded = {e["task"] for e in chunk_events if e["type"] == "succeeded"}
-    assert queued == succeeded and len(queued) == 4  # 27, 45 and 18 rendered frames in 33-frame chunks
+    encode_events = [e for e in events if e.get("kind") == "encode"]
+    queued = {e["task"]: e["frames"] for e in encode_events if e["type"] == "queued"}
+    succeeded = {e["task"]: e["frames"] for e in encode_events if e["type"] == "succeeded"}
+    assert queued == succeeded and len(queued) == 4 and sum(queued.values()) == 84  # the segments hold every frame
+    assert [e["message"] for e in events if e["type"] == "note"][0].startswith("shot 'wake': the last chunk")
     assert events[-1]["type"] == "finished" and events[-1]["done"] == 84
 
 

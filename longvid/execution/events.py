@@ -1,10 +1,16 @@
-"""Progress events: what the executor reports, for live displays and for ``--log-json``.
+"""Progress events: what a render reports, for live displays and for ``--log-json``.
 
-Event types: per task ``queued``, ``cached`` (found in the cache, will not run), ``started`` (with the worker and
-the attempt), ``succeeded`` (with seconds), ``retried`` and ``failed`` (with the exception and a hint); then
-``frames`` (encoding progress), ``qa`` (a chunk generated again for its seam, with ``--qa-retry``) and ``finished``
-(the render). Kinds: ``keyframe``, ``chunk``, ``interpolate``,
-``encode``.
+Event types:
+
+* per task: ``queued``, ``cached`` (found in the cache, will not run), ``started`` (with the worker and the
+  attempt), ``succeeded`` (with seconds), ``retried`` and ``failed`` (with the exception and a hint), ``damaged``
+  (its cached output did not match its record and is made again);
+* ``note``: something the plan decided or assumed (printed once); ``warning``: something the user should act on,
+  such as a disk too small for the render;
+* ``qa``: a chunk generated again for its seam (``--qa-retry``); ``finished``: the render, with its seconds.
+
+Kinds: ``keyframe``, ``chunk``, ``interpolate``, ``encode``, ``concat``. Events of encode tasks carry the number
+of frames the segment holds (``frames``), so progress can count frames.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ class Event:
     seconds: float | None = None
     done: int | None = None
     total: int | None = None
+    frames: int | None = None
     message: str | None = None
     time: float = field(default_factory=time.time)
 

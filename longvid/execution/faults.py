@@ -2,7 +2,11 @@
 
 Set ``LONGVID_FAULTS`` to a JSON file mapping task ids to the faults of successive attempts::
 
-    {"chunk:hunt:1": ["raise", "oom"], "chunk:wake:0": ["exit"], "keyframe:hunt:0": ["sleep:2"]}
+    {"chunk:hunt:1": ["raise", "oom"], "chunk:wake:0": ["exit"], "keyframe:hunt:0": ["sleep:2"],
+     "encode:wake:0": ["enospc"], "chunk:night:0": ["user"]}
+
+``raise`` raises `InjectedFault`, ``oom`` a MemoryError, ``enospc`` a full disk (OSError ENOSPC), ``user`` a
+`UserError`; ``exit`` kills the worker process; ``sleep:S`` waits S seconds, then runs the task.
 
 Attempt n of a task gets the n-th fault (then none). Attempts are counted with files created beside the JSON, so
 the count holds across worker processes, Ray actors and restarts. Never set in normal use.
@@ -10,17 +14,16 @@ the count holds across worker processes, Ray actors and restarts. Never set in n
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
 import time
 from pathlib import Path
 
+from longvid.errors import InjectedFault, UserError
+
 ENV = "LONGVID_FAULTS"
-
-
-class InjectedFault(RuntimeError):
-    """The error an injected ``raise`` fault raises."""
 
 
 def maybe_inject(task_id: str) -> None:
@@ -45,6 +48,10 @@ def maybe_inject(task_id: str) -> None:
         raise InjectedFault(f"injected failure of {task_id} (attempt {attempt + 1})")
     if fault == "oom":
         raise MemoryError(f"injected out-of-memory in {task_id} (attempt {attempt + 1})")
+    if fault == "enospc":
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), f"injected full disk in {task_id}")
+    if fault == "user":
+        raise UserError(f"injected user error in {task_id} (attempt {attempt + 1})")
     if fault == "exit":
         os.kill(os.getpid(), signal.SIGKILL)
     if fault.startswith("sleep:"):

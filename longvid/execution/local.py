@@ -1,9 +1,9 @@
-"""Workers on this machine: in this process, or one long-lived process per device.
+"""Workers on this machine: threads of this process, or one long-lived process per device.
 
 A pool offers the executor loop the same small interface whatever runs the tasks: which workers are idle, which
-model each holds, `submit` a job, and `wait` for outcomes. A worker process sets ``CUDA_VISIBLE_DEVICES`` before
-anything imports torch, keeps its stages (and so their loaded models) between tasks, and answers each job with a
-small `Outcome`; its output goes through the cache. A worker that dies is noticed through its process sentinel,
+model each holds, which jobs a worker `accepts`, `submit` a job, and `wait` for outcomes. A worker process sets
+``CUDA_VISIBLE_DEVICES`` before anything imports torch, keeps its stages (and so their loaded models) between
+tasks, and answers each job with a small `Outcome`; its output goes through the cache. A worker that dies is noticed through its process sentinel,
 reported as a failure of the task it held, and replaced: never a hang.
 """
 
@@ -12,12 +12,15 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import queue
 import signal
 import threading
+import time
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 
 from longvid.cache import ArtifactStore
+from longvid.execution.scheduler import Job
 from longvid.execution.worker import JobSpec, Outcome, StageCache, run_job, worker_died
 
 
@@ -29,37 +32,102 @@ def device_env(device: str) -> dict[str, str]:
     return {"CUDA_VISIBLE_DEVICES": "", "LONGVID_DEVICE": "cpu"}
 
 
-class InProcessPool:
-    """One worker: this process. A submitted job runs when the executor waits for it."""
+class ThreadPool:
+    """Workers that are threads of this process: CPU lanes, and optionally `device_workers` that take any task.
 
-    def __init__(self, cache_root: str | Path, device: str = "cpu"):
+    The rendering process itself: the default single worker (``local``, which also runs the model stages), and the
+    lanes that encode segments and draw previews beside any pool. Stages release the GIL where the work is (ffmpeg
+    runs in its own process, PIL and numpy in C), so lanes run in parallel. Each thread keeps its own stages.
+    """
+
+    def __init__(self, cache_root: str | Path, names: list[str], device_workers: set[str] = frozenset()):
         self.store = ArtifactStore(cache_root)
-        self.stages = StageCache()
-        self.name = device if device != "cpu" else "local"
-        self._job: JobSpec | None = None
-        self._holding: str | None = None
+        self.names, self.device_workers = list(names), set(device_workers)
+        self._outcomes: queue.Queue[Outcome] = queue.Queue()
+        self._inboxes: dict[str, queue.Queue] = {}
+        self._jobs: dict[str, JobSpec | None] = dict.fromkeys(self.names)
+        self._holding: dict[str, str | None] = dict.fromkeys(self.names)
+
+    def _loop(self, name: str, inbox: queue.Queue) -> None:
+        stages = StageCache()
+        while (job := inbox.get()) is not None:
+            self._outcomes.put(run_job(job, self.store, stages, name))
 
     def workers(self) -> list[str]:
-        return [self.name]
+        return list(self.names)
 
     def idle(self) -> list[str]:
-        return [] if self._job else [self.name]
+        return [name for name, job in self._jobs.items() if job is None]
 
     def holding(self, worker: str) -> str | None:
-        return self._holding
+        return self._holding[worker]
+
+    def accepts(self, worker: str, job: Job) -> bool:
+        return job.where != "device" or worker in self.device_workers
 
     def submit(self, worker: str, job: JobSpec) -> None:
-        self._job = job
+        if worker not in self._inboxes:  # a thread starts with its first job
+            self._inboxes[worker] = queue.Queue()
+            threading.Thread(target=self._loop, args=(worker, self._inboxes[worker]), name=f"longvid-{worker}",
+                             daemon=True).start()
+        self._jobs[worker] = job
+        self._inboxes[worker].put(job)
 
     def wait(self, timeout: float | None) -> list[Outcome]:
-        if self._job is None:
+        if not any(self._jobs.values()):
             return []
-        job, self._job = self._job, None
-        self._holding = job.task.model
-        return [run_job(job, self.store, self.stages, self.name)]
+        try:
+            outcomes = [self._outcomes.get(timeout=timeout) if timeout != 0 else self._outcomes.get_nowait()]
+        except queue.Empty:
+            return []
+        while not self._outcomes.empty():
+            outcomes.append(self._outcomes.get_nowait())
+        for outcome in outcomes:
+            self._holding[outcome.worker] = self._jobs[outcome.worker].task.model
+            self._jobs[outcome.worker] = None
+        return outcomes
 
     def close(self) -> None:
-        pass
+        # Threads finish the job they hold (a thread cannot be stopped); they are daemons, so the process can exit.
+        for inbox in self._inboxes.values():
+            inbox.put(None)
+
+
+class Pools:
+    """Several pools as one: their workers side by side, outcomes from whichever answers first."""
+
+    POLL = 0.005  # seconds between looks at each pool while waiting
+
+    def __init__(self, *pools):
+        self.pools = pools
+        self._owner = {worker: pool for pool in pools for worker in pool.workers()}
+
+    def workers(self) -> list[str]:
+        return list(self._owner)
+
+    def idle(self) -> list[str]:
+        return [worker for pool in self.pools for worker in pool.idle()]
+
+    def holding(self, worker: str) -> str | None:
+        return self._owner[worker].holding(worker)
+
+    def accepts(self, worker: str, job: Job) -> bool:
+        return self._owner[worker].accepts(worker, job)
+
+    def submit(self, worker: str, job: JobSpec) -> None:
+        self._owner[worker].submit(worker, job)
+
+    def wait(self, timeout: float | None) -> list[Outcome]:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            outcomes = [outcome for pool in self.pools for outcome in pool.wait(0)]
+            if outcomes or (deadline is not None and time.monotonic() >= deadline):
+                return outcomes
+            time.sleep(self.POLL if deadline is None else max(0.0, min(self.POLL, deadline - time.monotonic())))
+
+    def close(self) -> None:
+        for pool in self.pools:
+            pool.close()
 
 
 def _worker_main(conn: Connection, name: str, device: str, cache_root: str) -> None:
@@ -131,6 +199,9 @@ class ProcessPool:
 
     def holding(self, worker: str) -> str | None:
         return self._holding[worker]
+
+    def accepts(self, worker: str, job: Job) -> bool:
+        return job.where != "here"
 
     def submit(self, worker: str, job: JobSpec) -> None:
         if worker not in self._procs:

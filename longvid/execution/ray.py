@@ -13,6 +13,7 @@ from longvid._imports import require
 from longvid.cache import ArtifactStore
 from longvid.execution import faults
 from longvid.execution.local import device_env
+from longvid.execution.scheduler import Job
 from longvid.execution.worker import JobSpec, Outcome, StageCache, run_job, worker_died
 
 
@@ -68,6 +69,9 @@ class RayPool:
 
     def holding(self, worker: str) -> str | None:
         return self._holding[worker]
+
+    def accepts(self, worker: str, job: Job) -> bool:
+        return job.where != "here"  # that one writes the user's output path, which another node may not see
 
     def submit(self, worker: str, job: JobSpec) -> None:
         self._busy[worker] = True

@@ -5,9 +5,13 @@
   so the work that gates the end of the render starts first.
 * Model affinity: a free worker prefers tasks for the model it already holds; loading another model costs
   `load_cost[model]` seconds, which is weighed against priority.
+* Placement: a task that needs a device runs only on a worker that has one; any free worker may take the rest
+  (the executor's CPU lanes included), except tasks that must run in the rendering process.
 * Retries: a failed task waits ``backoff * 2 ** (attempt - 1)`` seconds, up to `max_attempts` tries; an
-  out-of-memory failure is retried once with the stage's low-memory settings. A task that gives up blocks only
-  the tasks that depend on it; independent work goes on.
+  out-of-memory failure is retried once with the stage's low-memory settings; a fatal failure (a user error, a
+  full disk) is never retried. A task that gives up blocks only the tasks that depend on it.
+* Repairs: when a task finds an input damaged, that input runs again (`reopen`) and the task waits for it,
+  without counting a try.
 
 `simulate` runs the same scheduler against a cost model, for tests and benchmarks/schedule_sim.py.
 """
@@ -15,7 +19,7 @@
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 
@@ -27,6 +31,7 @@ class Job:
     deps: tuple[str, ...] = ()
     cost: float = 1.0
     model: str | None = None
+    where: str = "any"  # any | device | here
 
 
 @dataclass
@@ -112,17 +117,20 @@ class Scheduler:
         tasks = [t for t, s in self.state.items() if s.status == "ready" and s.not_before <= now]
         return sorted(tasks, key=lambda t: (-self.rank[t], t))
 
-    def pick(self, holding: str | None, now: float = 0.0, held_elsewhere: Mapping[str, int] | None = None
-             ) -> Attempt | None:
+    def pick(self, holding: str | None, now: float = 0.0, held_elsewhere: Mapping[str, int] | None = None,
+             accepts: Callable[[Job], bool] | None = None) -> Attempt | None:
         """The best task for a free worker that holds model `holding` (None: no model loaded).
 
         Args:
             held_elsewhere: how many other workers hold each model; between equal scores, a model fewer workers
                 hold is preferred, so loads spread over the devices instead of every worker loading the same one.
+            accepts: which jobs this worker can run (default: all).
         """
         held_elsewhere = held_elsewhere or {}
         best, best_score = None, None
         for task in self.ready(now):
+            if accepts is not None and not accepts(self.jobs[task]):
+                continue
             model = self.jobs[task].model
             penalty = self.load_cost.get(model, 0.0) if model is not None and model != holding else 0.0
             score = (self.rank[task] - penalty, -held_elsewhere.get(model, 0) if model != holding else 0)
@@ -158,14 +166,20 @@ class Scheduler:
         for child in self.children[task]:
             self._maybe_ready(child)
 
-    def failed(self, task: str, now: float, error: str = "", *, out_of_memory: bool = False) -> str:
+    def failed(self, task: str, now: float, error: str = "", *, out_of_memory: bool = False, fatal: bool = False
+               ) -> str:
         """Record a failure; returns ``retry``, ``retry-low-memory`` or ``gave-up``.
 
         Args:
             out_of_memory: the task ran out of memory: retry once with low-memory settings.
+            fatal: retrying cannot help (a user error, a full disk): give up at once.
         """
         state = self.state[task]
         state.errors.append(error)
+        if fatal:
+            state.status = "failed"
+            self._block_below(task)
+            return "gave-up"
         if out_of_memory and not state.oom_retried:
             state.oom_retried, state.low_memory = True, True
             state.status, state.not_before = "ready", now
@@ -177,6 +191,23 @@ class Scheduler:
         state.status = "ready"
         state.not_before = now + self.backoff * 2 ** max(0, state.attempts - 1)
         return "retry"
+
+    def reopen(self, damaged: Job, reader: str) -> None:
+        """`reader` found the output of `damaged` (a finished task, or one found in the cache) damaged: run
+        `damaged` again, and `reader` after it, without counting the reader's try."""
+        if damaged.id not in self.jobs:  # found in the cache when the render began: it becomes a task now
+            self.jobs[damaged.id] = damaged
+            self.children[damaged.id] = []
+            self.rank[damaged.id] = self.rank.get(reader, 0.0) + damaged.cost
+        if reader not in self.children[damaged.id]:
+            self.children[damaged.id].append(reader)
+        if damaged.id not in self.jobs[reader].deps:
+            job = self.jobs[reader]
+            self.jobs[reader] = Job(job.id, (*job.deps, damaged.id), job.cost, job.model, job.where)
+        self.state.setdefault(damaged.id, _State()).status = "ready"
+        self.state[damaged.id].not_before = 0.0
+        reader_state = self.state[reader]
+        reader_state.status, reader_state.attempts = "waiting", max(0, reader_state.attempts - 1)
 
     def _block_below(self, task: str) -> None:
         for child in self.children[task]:

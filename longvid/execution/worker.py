@@ -1,8 +1,9 @@
-"""Running one task where it lands (this process, a worker process or a Ray actor), failures as records.
+"""Running one task where it lands (a thread of this process, a worker process or a Ray actor), failures as records.
 
-A `JobSpec` carries everything a worker needs: the task, its cache key, its inputs' keys and the record to publish.
-The worker reads its inputs from the cache, runs the stage and publishes the output to the cache; only a small
-`Outcome` travels back, never the frames.
+A `JobSpec` carries everything a worker needs: the task, its cache key, the keys of the stored outputs it reads,
+the tasks it computes itself (`inline`: outputs not worth storing, such as preview chunks) and the record to
+publish. The worker reads its inputs from the cache, runs the stage and publishes the output to the cache; only a
+small `Outcome` travels back, never the frames.
 """
 
 from __future__ import annotations
@@ -10,26 +11,39 @@ from __future__ import annotations
 import dataclasses
 import time
 import traceback
-from collections.abc import Iterator, Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from longvid.cache import ArtifactStore
+from longvid.cache import ArtifactStore, is_disk_full
+from longvid.errors import DamagedArtifactError, UserError
 from longvid.execution import faults
-from longvid.graph import Task
-from longvid.stages import Stage, get_stage
+from longvid.stages import Output, Stage, get_stage
+from longvid.tasks import Task
+
+
+@dataclass(frozen=True)
+class Inline:
+    """A task whose output is not stored: the job that reads it computes it."""
+
+    task: Task
+    key: str
 
 
 @dataclass(frozen=True)
 class JobSpec:
     task: Task
     key: str
-    input_keys: dict[str, str]
+    input_keys: dict[str, str]  # every stored output the task and its inline tasks read, by task id
     record: dict[str, Any]
     attempt: int = 1
     low_memory: bool = False
+    inline: dict[str, Inline] = field(default_factory=dict)
+    store: bool = True  # publish the output to the cache
 
 
 @dataclass
@@ -39,36 +53,90 @@ class Outcome:
     ok: bool
     seconds: float = 0.0
     record: dict | None = None
-    failure: dict | None = None  # task, stage, inputs, exception, message, traceback, hint, out_of_memory
+    failure: dict | None = None  # task, stage, inputs, exception, message, traceback, hint, and what kind it is
     extra: dict = field(default_factory=dict)
 
 
 class Inputs(Mapping):
-    """A task's inputs from the cache, each loaded when first asked for."""
+    """A job's inputs, each loaded (or, for an inline task, computed) when first asked for.
 
-    def __init__(self, store: ArtifactStore, keys: Mapping[str, str]):
-        self.store, self.keys, self._loaded = store, dict(keys), {}
+    ``inputs[task]`` is a whole output; `frames` and `stream` give a range of frames without holding the rest;
+    `path` is a stored output's file; `scratch` a file for the stage's own output, on the cache's file system.
+    """
+
+    def __init__(self, store: ArtifactStore, keys: Mapping[str, str], inline: Mapping[str, Inline] | None = None,
+                 stages: StageCache | None = None):
+        self.store, self.keys, self.inline = store, dict(keys), dict(inline or {})
+        self.stages = stages or StageCache()
+        self._loaded: dict[str, Any] = {}
 
     def __getitem__(self, task_id: str) -> np.ndarray:
         if task_id not in self._loaded:
-            self._loaded[task_id] = self.store.load(self.keys[task_id])
+            if task_id in self.inline:
+                value = self.stages.get(self.inline[task_id].task.stage)(self.inline[task_id].task, self)
+                self._loaded[task_id] = value if isinstance(value, np.ndarray) else np.stack(list(value))
+            else:
+                self._loaded[task_id] = self.store.load(self.keys[task_id])
         return self._loaded[task_id]
+
+    def frames(self, task_id: str, lo: int, hi: int) -> Sequence[np.ndarray]:
+        """Frames ``[lo, hi)`` of a frames output; an inline stage that can draw a window draws only those."""
+        if task_id in self.inline and task_id not in self._loaded:
+            task = self.inline[task_id].task
+            stage = self.stages.get(task.stage)
+            if hasattr(stage, "window"):
+                return stage.window(task, self, lo, hi)
+        return self[task_id][lo:hi]
+
+    def stream(self, task_id: str, lo: int, hi: int) -> Iterator[np.ndarray]:
+        """Frames ``[lo, hi)`` one at a time, read from the cache as they are needed."""
+        if task_id in self.inline or task_id in self._loaded:
+            return iter(self.frames(task_id, lo, hi))
+        return self.store.frames(self.keys[task_id], lo, hi)
+
+    def path(self, task_id: str) -> Path:
+        return self.store.path(self.keys[task_id])
+
+    def scratch(self, suffix: str) -> Path:
+        return self.store.scratch(suffix)
 
     def release(self, task_id: str) -> None:
         self._loaded.pop(task_id, None)
 
+    def content_key(self, task_id: str) -> str:
+        """The cache key of `task_id`'s output: what it is, whatever its name."""
+        return self.keys[task_id] if task_id in self.keys else self.inline[task_id].key
+
+    def derived(self, task_id: str, what: tuple, make: Callable[[], Any]) -> Any:
+        """Something a stage makes from the output of `task_id` (an enlarged keyframe), kept by the worker for
+        its next jobs too, under the output's content key (so an edited keyframe is never mistaken for the old)."""
+        return self.stages.derived((self.content_key(task_id), *what), make)
+
     def __iter__(self) -> Iterator[str]:
-        return iter(self.keys)
+        return iter({**self.keys, **self.inline})
 
     def __len__(self) -> int:
-        return len(self.keys)
+        return len({**self.keys, **self.inline})
 
 
 class StageCache:
-    """Stages a worker keeps between tasks, so a model is loaded once while tasks for it remain."""
+    """Stages a worker keeps between tasks, so a model is loaded once while tasks for it remain; and the last few
+    things stages derived from their inputs (`Inputs.derived`)."""
+
+    DERIVED = 8  # entries: a shot's keyframes, prepared for its camera, on each side of a crossfade
 
     def __init__(self):
         self._stages: dict[str, Stage] = {}
+        self._derived: OrderedDict[tuple, Any] = OrderedDict()
+
+    def derived(self, key: tuple, make: Callable[[], Any]) -> Any:
+        if key in self._derived:
+            self._derived.move_to_end(key)
+        else:
+            self._derived[key] = make()
+            if len(self._derived) > self.DERIVED:
+                self._derived.popitem(last=False)
+        return self._derived[key]
 
     def get(self, name: str) -> Stage:
         if name not in self._stages:
@@ -82,6 +150,12 @@ def is_out_of_memory(exc: BaseException) -> bool:
 
 
 def hint_for(exc: BaseException, job: JobSpec) -> str:
+    if is_disk_full(exc):
+        return "the disk is full: the render stops"
+    if isinstance(exc, UserError):
+        return "fix the storyboard or the settings it names; a retry would fail the same way"
+    if isinstance(exc, DamagedArtifactError):
+        return "a cached input was damaged: it is rendered again"
     if is_out_of_memory(exc):
         if job.low_memory:
             return ("still out of memory with the stage's low-memory settings: lower width/height or "
@@ -93,12 +167,17 @@ def hint_for(exc: BaseException, job: JobSpec) -> str:
 
 
 def failed(job: JobSpec, worker: str, exception: str, message: str, *, traceback_text: str = "", hint: str = "",
-           out_of_memory: bool = False, seconds: float = 0.0) -> Outcome:
-    """The outcome of a job that failed, carrying its failure record."""
+           seconds: float = 0.0, **kinds: Any) -> Outcome:
+    """The outcome of a job that failed, carrying its failure record.
+
+    Args:
+        kinds: what the failure means for the executor: ``out_of_memory``, ``user_error``, ``disk_full`` (bool)
+            and ``damaged`` (the key of a damaged input).
+    """
     return Outcome(job.task.id, worker, False, seconds, failure={
         "task": job.task.id, "stage": job.task.stage, "inputs": sorted(job.input_keys), "attempt": job.attempt,
         "exception": exception, "message": message, "traceback": traceback_text, "hint": hint,
-        "out_of_memory": out_of_memory})
+        "out_of_memory": False, "user_error": False, "disk_full": False, "damaged": None} | kinds)
 
 
 def worker_died(job: JobSpec, worker: str, message: str) -> Outcome:
@@ -114,13 +193,18 @@ def run_job(job: JobSpec, store: ArtifactStore, stages: StageCache, worker: str)
         faults.maybe_inject(task.id)
         stage = stages.get(task.stage)
         if job.low_memory and stage.spec.low_memory:
-            task = dataclasses.replace(task, params=task.params | {"low_memory": dict(stage.spec.low_memory)})
-        result = stage(task, Inputs(store, job.input_keys))
+            task = dataclasses.replace(task, params=task.params.model_copy(
+                update={"low_memory": dict(stage.spec.low_memory)}))
+        result = stage(task, Inputs(store, job.input_keys, job.inline, stages))
+        value, extra = (result.value, result.record) if isinstance(result, Output) else (result, {})
+        record = job.record | extra | {"worker": worker, "attempt": job.attempt, "low_memory": job.low_memory}
+        if job.store:
+            record = store.put(job.key, value, record | {"seconds": round(time.perf_counter() - began, 4)})
         seconds = time.perf_counter() - began
-        record = store.put(job.key, result, job.record | {"seconds": round(seconds, 4), "worker": worker,
-                                                         "attempt": job.attempt, "low_memory": job.low_memory})
-        return Outcome(task.id, worker, True, seconds, record)
+        return Outcome(task.id, worker, True, seconds, record | {"seconds": round(seconds, 4)})
     except Exception as exc:  # a failing task is a record, never a crash of the executor
         return failed(job, worker, type(exc).__name__, str(exc), traceback_text=traceback.format_exc(),
-                      hint=hint_for(exc, job), out_of_memory=is_out_of_memory(exc),
-                      seconds=time.perf_counter() - began)
+                      hint=hint_for(exc, job), seconds=time.perf_counter() - began,
+                      out_of_memory=is_out_of_memory(exc), user_error=isinstance(exc, UserError),
+                      disk_full=is_disk_full(exc),
+                      damaged=exc.key if isinstance(exc, DamagedArtifactError) else None)

@@ -1,9 +1,14 @@
-"""Lower a validated storyboard into a render graph of tasks.
+"""Lower a validated storyboard into a render graph of typed tasks, one function per step.
 
-Per shot: one keyframe task per keyframe (an implicit one at 0 s from the shot's prompt, unless the storyboard
-pins one there), chunk tasks that cover the shot's rendered range at the base rate, an interpolate task when the
-base rate is below the output rate; then one stitch task for the whole video. A chunk depends on the keyframes
-that bound its time span, so chunks of one shot do not depend on each other and can run in parallel.
+1. `resolve_models`: the video family, its legal chunk length, what the checkpoint can be conditioned on, the
+   pipelines' settings and the interpolation backend: worked out once, carried in the plan.
+2. Per shot (`plan_shot`):
+   a. `keyframe_tasks`: one per keyframe (an implicit one at 0 s from the shot's prompt, unless one is pinned there);
+   b. `chunk_tasks`: chunks that cover the shot's rendered range at the base rate, each depending on the keyframes
+      (or the chunk) it is anchored on, so chunks anchored on keyframes run in parallel;
+   c. `interpolate_task`: when the base rate is below the output rate.
+3. `encode_tasks`: the output cut into H.264 segments (`planners.segments`), each built from the shots it shows.
+4. `concat_task`: the segments joined into the MP4.
 """
 
 from __future__ import annotations
@@ -14,13 +19,68 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from longvid import timing
+import longvid.timing as timing
 from longvid.errors import Problem, StoryboardError
-from longvid.families import checkpoint_abilities, get_family, local_model_dir
-from longvid.graph import RenderGraph, Task
+from longvid.families import Family, get_family, local_model_dir
+from longvid.graph import RenderGraph
 from longvid.models import resolve_interpolation
+from longvid.planners.segments import encode_segments
 from longvid.seeds import derive_seed
 from longvid.storyboard import ContinuitySpec, KeyframeSpec, PipelineOptions, ShotSpec, StoryboardSpec
+from longvid.tasks import (
+    Anchor,
+    ChunkParams,
+    ConcatParams,
+    EncodeParams,
+    ImageFile,
+    InterpolateParams,
+    KeyframeLabel,
+    KeyframeParams,
+    Piece,
+    Pipeline,
+    PreviewChunkParams,
+    PreviewLabel,
+    SharedNoise,
+    ShotFrames,
+    ShotSource,
+    Task,
+    TimedKeyframe,
+)
+
+
+@dataclass(frozen=True)
+class Output:
+    """How the video is encoded, and where it goes (None when only planning)."""
+
+    crf: int = 18
+    preset: str = "medium"
+    path: str | None = None
+
+
+@dataclass(frozen=True)
+class ModelPlan:
+    """Step 1: what the models can do, worked out once for the whole plan."""
+
+    family: Family
+    rule: timing.FrameRule
+    chunk: int
+    abilities: frozenset[str]
+    abilities_source: str | None
+    keyframe_stage: str
+    keyframe_model: str | None
+    keyframe_pipeline: Pipeline | None
+    chunk_pipeline: Pipeline | None
+    factor: float
+    interpolation: str
+    interpolation_model: str | None
+
+    @property
+    def preview(self) -> bool:
+        return self.family.name == "preview"
+
+    @property
+    def takes_images(self) -> bool:
+        return "first" in self.abilities
 
 
 @dataclass(frozen=True)
@@ -36,39 +96,67 @@ class ShotPlan:
     interpolate_task: str | None
     continuity: ContinuitySpec
     opening_keyframe: str | None  # the colour anchor's reference, when the shot has one
+    source: ShotSource
+    chunk_spans: list[timing.ChunkSpan]  # where its chunks lie on the output timeline (seam QA)
 
 
 @dataclass(frozen=True)
 class RenderPlan:
-    """What `compile_storyboard` returns: the graph plus what the stitcher needs to assemble its outputs."""
+    """What `compile_storyboard` returns: the graph, and the layout the manifest and the QA read."""
 
     spec: StoryboardSpec
     graph: RenderGraph
     shots: list[ShotPlan]
-    segments: list[timing.Segment]
-    chunk_frames: int
-    frame_rule: timing.FrameRule
-    factor: float
+    models: ModelPlan
+    encode_tasks: list[str]
+    output: Output
     notes: list[str] = field(default_factory=list)
 
     @property
     def total_frames(self) -> int:
         return self.spec.total_frames
 
+    @property
+    def chunk_frames(self) -> int:
+        return self.models.chunk
 
-def compile_storyboard(spec: StoryboardSpec, reseed: Mapping[str, int] | None = None) -> RenderPlan:
-    """Lower `spec` into tasks with explicit dependencies and frame windows.
+    @property
+    def frame_rule(self) -> timing.FrameRule:
+        return self.models.rule
+
+    @property
+    def factor(self) -> float:
+        return self.models.factor
+
+
+def compile_storyboard(spec: StoryboardSpec, reseed: Mapping[str, int] | None = None,
+                       output: Output | None = None) -> RenderPlan:
+    """Lower `spec` into typed tasks with explicit dependencies and frame windows.
 
     Args:
         reseed: chunk task id -> how many times the QA has asked for it again; each time gives it a new seed.
+        output: how the video is encoded (the encode tasks' settings) and where it goes.
+
+    Raises:
+        StoryboardError: what the storyboard asks of its models that only the plan can see.
     """
-    reseed = reseed or {}
-
-    def chunk_seed(seed: int, sid: str, index: int) -> int:
-        again = reseed.get(f"chunk:{sid}:{index}", 0)
-        return derive_seed(seed, sid, "chunk" if not again else f"chunk#qa{again}", index)
-
+    output = output or Output()
     notes: list[str] = []
+    models = resolve_models(spec, notes)
+    tasks: list[Task] = []
+    shots = [plan_shot(spec, models, i, shot, span, tasks, notes, reseed or {})
+             for i, (shot, span) in enumerate(zip(spec.shots, spec.timings(), strict=True))]
+    encodes = encode_tasks(spec, shots, output)
+    tasks += encodes
+    tasks.append(concat_task(spec, encodes, output))
+    return RenderPlan(spec, RenderGraph(tasks), shots, models, [t.id for t in encodes], output, notes)
+
+
+# ---------------------------------------------------------------------------------------------------- 1. models
+
+
+def resolve_models(spec: StoryboardSpec, notes: list[str]) -> ModelPlan:
+    """Family, chunk length, checkpoint abilities, pipeline settings and the interpolation backend."""
     video = spec.models.video
     family = get_family(video.family)
     rule = timing.FrameRule.parse(family.frame_rule)
@@ -76,22 +164,16 @@ def compile_storyboard(spec: StoryboardSpec, reseed: Mapping[str, int] | None = 
     chunk = rule.at_least(asked)
     if chunk != asked:
         notes.append(f"chunk_frames {asked} -> {chunk}: the {video.family} backend takes {rule} frames")
-    abilities, source = checkpoint_abilities(family, video.model, spec.base_dir)
+    abilities, source = spec.video_abilities()
     preview = family.name == "preview"
-    takes_images = "first" in abilities
     if not preview and source is None and len(family.pipelines) > 1:
         notes.append(f"{video.model}: taken for a model that conditions on {', '.join(sorted(abilities - {'needs-last'}))}"
                      f"{' (first-last-frame)' if 'needs-last' in abilities else ''} "
                      f"(its model_index.json is not on this machine); the worker checks when it loads it")
-    if not takes_images:
+    if "first" not in abilities:
         notes.append(f"{video.model} generates from text only: no keyframes are drawn")
     elif not preview and spec.models.keyframes.engine == "preview":
         notes.append("no keyframe model (models.keyframes.model): chunks start from text or from keyframe images")
-    keyframe_stage = f"{spec.models.keyframes.engine}.keyframe"
-    keyframe_model = spec.models.keyframes.model
-    keyframe_pipeline = _pipeline_params(spec, spec.models.keyframes, steps=30, guidance=5.0)
-    chunk_pipeline = None if preview else _pipeline_params(spec, video, family.steps, family.guidance) | {
-        "family": family.name, "motion_adapter": video.motion_adapter}
     factor = spec.interpolation_factor
     interp = spec.models.interpolation
     backend, interp_model, why = resolve_interpolation(interp.backend, interp.model)
@@ -99,156 +181,183 @@ def compile_storyboard(spec: StoryboardSpec, reseed: Mapping[str, int] | None = 
         interp_model = str((spec.base_dir / interp_model).resolve())
     if factor > 1 and why:
         notes.append(why)
-    base_fps = spec.fps / factor
+    chunk_pipeline = None
+    if not preview:
+        chunk_pipeline = _pipeline(spec, video, family.steps, family.guidance).model_copy(
+            update={"family": family.name, "motion_adapter": video.motion_adapter})
+    return ModelPlan(family, rule, chunk, abilities, source, f"{spec.models.keyframes.engine}.keyframe",
+                     spec.models.keyframes.model, _pipeline(spec, spec.models.keyframes, steps=30, guidance=5.0),
+                     chunk_pipeline, factor, backend, interp_model)
 
-    tasks: list[Task] = []
-    shot_plans: list[ShotPlan] = []
-    shot_timings = spec.timings()
-    for shot_index, (shot, span) in enumerate(zip(spec.shots, shot_timings, strict=True)):
-        sid, seed = shot.shot_id, spec.shot_seed(shot)
-        prompt = _full_prompt(spec, shot.prompt)
-        negative = shot.negative_prompt if shot.negative_prompt is not None else spec.negative_prompt
-        look = {"width": spec.width, "height": spec.height, "negative_prompt": negative}
-        cont = spec.continuity_for(shot)
-        overlap = cont.overlap_frames
-        if preview and cont.strategy in ("shared-noise", "latent-blend", "prefix"):
-            notes.append(f"shot {sid!r}: the preview draws frames from time alone, so {cont.strategy} acts as "
-                         f"overlap-blend")
 
-        # 1. keyframes, sorted by time; the shot's own prompt opens it unless a keyframe is pinned at 0 s
-        pinned = sorted(shot.keyframes, key=lambda kf: kf.at)
-        if not pinned or timing.seconds_to_frames(pinned[0].at, spec.fps) > 0:
-            pinned.insert(0, KeyframeSpec(at=0.0))
-        key_times, key_ids, key_frames = [], [], []
-        # a real model is anchored only on real images: drawn by an image model, or the user's
-        usable = [kf for kf in pinned if preview or (takes_images and (keyframe_pipeline or kf.image))]
-        if not preview and cont.strategy == "prefix":  # autoregressive: only the opening keyframe is used
-            usable = [kf for kf in usable if timing.seconds_to_frames(kf.at, spec.fps) == 0]
-        for k, kf in enumerate(usable):
-            frame = min(timing.seconds_to_frames(kf.at, spec.fps), span.frames - 1)
-            task_id = f"keyframe:{sid}:{k}"
-            params = look | {
-                "prompt": _full_prompt(spec, kf.prompt) if kf.prompt else prompt,
-                "image": _image_param(spec, kf.image),
-                "label": {"shot": sid, "keyframe": k, "timecode": timing.frames_to_timecode(span.start + frame, spec.fps)},
-            }
-            if keyframe_pipeline and not kf.image:
-                params["pipeline"] = keyframe_pipeline
-            tasks.append(Task(task_id, "keyframe", keyframe_stage, sid, k,
-                              derive_seed(seed, sid, "keyframe", k), (span.head + frame, span.head + frame + 1),
-                              "shot-output", keyframe_model, params))
-            key_times.append(kf.at)
-            key_ids.append(task_id)
-            key_frames.append(span.head + frame)
+def _pipeline(spec: StoryboardSpec, options: PipelineOptions, steps: int, guidance: float) -> Pipeline | None:
+    """The settings a diffusers stage loads and runs its pipeline with; ``_path`` is where the model is here."""
+    if not options.model:
+        return None
+    folder = local_model_dir(options.model, spec.base_dir)
+    settings = options.model_dump(mode="json", exclude={"model", "family", "chunk_frames", "motion_adapter", "backend"})
+    return Pipeline.model_validate(settings | {
+        "steps": options.steps or steps, "guidance": options.guidance if options.guidance is not None else guidance,
+        "_path": str(folder) if folder else options.model})
 
-        # 2. chunks over the rendered range at the base rate
-        base_frames = timing.base_frame_count(span.rendered, factor)
-        # keyframes by the base frame they fall on; later keyframes split the shot where a chunk can end on one
-        # A keyframe on the shot's last frame closes its last chunk: with a crossfade out, at the end of the handle
-        last_frame = span.head + span.frames - 1
-        key_at = {base_frames - 1 if f == last_frame else min(base_frames - 1, round(f / factor)): key_ids[i]
-                  for i, f in enumerate(key_frames)}
-        opening = key_ids[0] if key_ids and usable[0].at * spec.fps < 0.5 else None
-        if not preview and abilities & {"last", "any"} and cont.strategy != "prefix":
-            spans = timing.span_windows(base_frames, [j for j in key_at if 0 < j < base_frames - 1 and key_at[j]
-                                                      != opening], chunk, overlap, rule)
-        else:
-            spans = [timing.chunk_windows(base_frames, chunk, overlap, rule)]
-        windows = [w for group in spans for w in group]
-        if "needs-last" in abilities and (open_ended := [w.index for group in spans for w in group
-                                                           if w is not group[-1] or key_at.get(w.end - 1) is None]):
-            raise StoryboardError([Problem(
-                f"{video.model} is a first-last-frame model: every chunk must end on a keyframe, but chunk(s) "
-                f"{open_ended} of shot {sid!r} do not. Give the shot a keyframe at its end (at: {shot.duration:g}), "
-                f"keep the frames between keyframes within chunk_frames ({chunk}), or use an image-to-video model",
-                ("shots", shot_index), spec.source)])
-        trimmed = sum(w.trimmed for w in windows)
-        if trimmed:
-            notes.append(f"shot {sid!r}: the last chunk generates {windows[-1].frames} frames and keeps "
-                         f"{windows[-1].used} ({trimmed} trimmed to the shot's length)")
-        t0, dt = -span.head / spec.fps, factor / spec.fps
-        if not preview and cont.strategy == "latent-blend":
-            # one task denoises the whole shot's chunks together and returns the shot's frames
-            sub, windows = windows, [timing.ChunkWindow(0, 0, base_frames, base_frames, 0)]
-            total_latents = family.latent_frames(sub[-1].start + sub[-1].frames)
-            params = look | {"prompt": prompt + (f", camera {shot.camera}" if shot.camera != "static" else ""),
-                             "fps": base_fps, "start": 0, "frames": base_frames, "used": base_frames, "overlap": 0,
-                             "anchors": [], "pipeline": chunk_pipeline, "ramp": cont.ramp,
-                             "windows": [[w.start, w.frames, w.used, w.overlap] for w in sub],
-                             "noise": {"seed": derive_seed(seed, sid, "noise", 0), "mode": "repeat", "offset": 0,
-                                       "period": total_latents}}
-            tasks.append(Task(f"chunk:{sid}:0", "chunk", f"{family.name}.chunk", sid, 0,
-                              chunk_seed(seed, sid, 0), (0, base_frames), "shot-base", video.model, params))
-        chunk_ids = [f"chunk:{sid}:{w.index}" for w in windows]
-        for w in windows if preview or cont.strategy != "latent-blend" else []:
-            task_id = chunk_ids[w.index]
-            if not preview:
-                anchors = _anchors(w, windows, spans, chunk_ids, key_at, opening, abilities) if takes_images else []
-                if cont.strategy == "prefix":
-                    for a in anchors:
-                        if "frame" in a:  # continue from the previous chunk's frames at the start of this one
-                            a |= {"count": min(cont.prefix_frames, w.overlap or 1), "strength": cont.prefix_strength,
-                                  "noise": cont.prefix_noise}
-                camera = f", camera {shot.camera}" if shot.camera != "static" else ""
-                params = look | {"prompt": prompt + camera, "fps": base_fps, "start": w.start, "frames": w.frames,
-                                 "used": w.used, "overlap": w.overlap, "anchors": anchors, "pipeline": chunk_pipeline}
-                if cont.strategy == "shared-noise":  # latent frame k of the shot has the same noise in every chunk
-                    tc = family.temporal_compression
-                    params["noise"] = {"seed": derive_seed(seed, sid, "noise", 0), "mode": cont.noise,
-                                       "offset": w.start // tc, "period": family.latent_frames(chunk)}
-                tasks.append(Task(task_id, "chunk", f"{family.name}.chunk", sid, w.index,
-                                  chunk_seed(seed, sid, w.index), (w.start, w.end), "shot-base",
-                                  video.model, params, tuple(dict.fromkeys(a["task"] for a in anchors))))
-                continue
+
+# ---------------------------------------------------------------------------------------------------- 2. shots
+
+
+@dataclass
+class _Keyframes:
+    """A shot's keyframes: task ids, times in seconds, and frames in the shot's rendered range."""
+
+    ids: list[str] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)
+    frames: list[int] = field(default_factory=list)
+
+
+def plan_shot(spec: StoryboardSpec, models: ModelPlan, index: int, shot: ShotSpec, span: timing.ShotTiming,
+              tasks: list[Task], notes: list[str], reseed: Mapping[str, int]) -> ShotPlan:
+    """Steps 2a-2c for one shot; its tasks are appended to `tasks`."""
+    cont = spec.continuity_for(shot)
+    if models.preview and cont.strategy in ("shared-noise", "latent-blend", "prefix"):
+        notes.append(f"shot {shot.shot_id!r}: the preview draws frames from time alone, so {cont.strategy} acts as "
+                     f"overlap-blend")
+    keys = keyframe_tasks(spec, models, shot, span, cont, tasks)
+    base_frames = timing.base_frame_count(span.rendered, models.factor)
+    opening = keys.ids[0] if keys.ids and keys.times[0] * spec.fps < 0.5 else None
+    windows, qa_windows = chunk_tasks(spec, models, index, shot, span, cont, keys, base_frames, opening, tasks, notes,
+                                      reseed)
+    chunk_ids = [f"chunk:{shot.shot_id}:{w.index}" for w in windows]
+    blended = ShotFrames(chunks=chunk_ids, windows=[(w.start, w.frames, w.used, w.overlap) for w in windows],
+                         ramp=cont.ramp, colour_anchor=cont.colour_anchor,
+                         reference=opening if cont.colour_anchor else None)
+    interpolate = interpolate_task(spec, models, shot, span, base_frames, blended, tasks)
+    source = ShotSource(shot=shot.shot_id, interpolated=interpolate) if interpolate else \
+        ShotSource(shot=shot.shot_id, blended=blended)
+    spans = timing.chunk_spans(qa_windows, span.render_start, models.factor, range(span.start, span.end))
+    return ShotPlan(shot, span, base_frames, windows, keys.ids, chunk_ids, interpolate, cont, opening, source, spans)
+
+
+def keyframe_tasks(spec: StoryboardSpec, models: ModelPlan, shot: ShotSpec, span: timing.ShotTiming,
+                   cont: ContinuitySpec, tasks: list[Task]) -> _Keyframes:
+    """Step 2a: keyframes sorted by time; the shot's own prompt opens it unless a keyframe is pinned at 0 s."""
+    sid, seed = shot.shot_id, spec.shot_seed(shot)
+    pinned = sorted(shot.keyframes, key=lambda kf: kf.at)
+    if not pinned or timing.seconds_to_frames(pinned[0].at, spec.fps) > 0:
+        pinned.insert(0, KeyframeSpec(at=0.0))
+    # a real model is anchored only on real images: drawn by an image model, or the user's
+    usable = [kf for kf in pinned if models.preview or (models.takes_images and (models.keyframe_pipeline or kf.image))]
+    if not models.preview and cont.strategy == "prefix":  # autoregressive: only the opening keyframe is used
+        usable = [kf for kf in usable if timing.seconds_to_frames(kf.at, spec.fps) == 0]
+    keys = _Keyframes()
+    negative = _negative(spec, shot)
+    for k, kf in enumerate(usable):
+        frame = min(timing.seconds_to_frames(kf.at, spec.fps), span.frames - 1)
+        task_id = f"keyframe:{sid}:{k}"
+        params = KeyframeParams(
+            width=spec.width, height=spec.height, negative_prompt=negative,
+            prompt=_full_prompt(spec, kf.prompt or shot.prompt), image=_image(spec, kf.image),
+            label=KeyframeLabel(shot=sid, keyframe=k, timecode=timing.frames_to_timecode(span.start + frame, spec.fps)),
+            pipeline=models.keyframe_pipeline if not kf.image else None)
+        tasks.append(Task(task_id, "keyframe", models.keyframe_stage, sid, k, derive_seed(seed, sid, "keyframe", k),
+                          (span.head + frame, span.head + frame + 1), "shot-output", models.keyframe_model, params))
+        keys.ids.append(task_id)
+        keys.times.append(kf.at)
+        keys.frames.append(span.head + frame)
+    return keys
+
+
+def chunk_tasks(spec: StoryboardSpec, models: ModelPlan, index: int, shot: ShotSpec, span: timing.ShotTiming,
+                cont: ContinuitySpec, keys: _Keyframes, base_frames: int, opening: str | None, tasks: list[Task],
+                notes: list[str], reseed: Mapping[str, int]
+                ) -> tuple[list[timing.ChunkWindow], list[tuple[int, int, int]]]:
+    """Step 2b: chunks over the rendered range at the base rate.
+
+    Returns:
+        The windows of the chunk tasks, and the ``(start, end, overlap)`` of every chunk for the seam QA (they
+        differ under latent-blend, where one task denoises all of a shot's chunks).
+    """
+    sid, seed = shot.shot_id, spec.shot_seed(shot)
+    family, rule, chunk, abilities = models.family, models.rule, models.chunk, models.abilities
+    overlap = cont.overlap_frames
+
+    def chunk_seed(i: int) -> int:
+        again = reseed.get(f"chunk:{sid}:{i}", 0)
+        return derive_seed(seed, sid, "chunk" if not again else f"chunk#qa{again}", i)
+
+    # keyframes by the base frame they fall on; later keyframes split the shot where a chunk can end on one.
+    # A keyframe on the shot's last frame closes its last chunk: with a crossfade out, at the end of the handle.
+    last_frame = span.head + span.frames - 1
+    key_at = {base_frames - 1 if f == last_frame else min(base_frames - 1, round(f / models.factor)): keys.ids[i]
+              for i, f in enumerate(keys.frames)}
+    if not models.preview and abilities & {"last", "any"} and cont.strategy != "prefix":
+        spans = timing.span_windows(base_frames, [j for j in key_at if 0 < j < base_frames - 1 and key_at[j]
+                                                  != opening], chunk, overlap, rule)
+    else:
+        spans = [timing.chunk_windows(base_frames, chunk, overlap, rule)]
+    windows = [w for group in spans for w in group]
+    if "needs-last" in abilities and (open_ended := [w.index for group in spans for w in group
+                                                       if w is not group[-1] or key_at.get(w.end - 1) is None]):
+        raise StoryboardError([spec.locate(Problem(
+            f"{spec.models.video.model} is a first-last-frame model: every chunk must end on a keyframe, but "
+            f"chunk(s) {open_ended} of shot {sid!r} do not. Give the shot a keyframe at its end (at: "
+            f"{shot.duration:g}), keep the frames between keyframes within chunk_frames ({chunk}), or use an "
+            f"image-to-video model", ("shots", index)))])
+    trimmed = sum(w.trimmed for w in windows)
+    if trimmed:
+        notes.append(f"shot {sid!r}: the last chunk generates {windows[-1].frames} frames and keeps "
+                     f"{windows[-1].used} ({trimmed} trimmed to the shot's length)")
+    negative = _negative(spec, shot)
+    base_fps = spec.fps / models.factor
+    prompt = _full_prompt(spec, shot.prompt)
+
+    if models.preview:
+        t0, dt = -span.head / spec.fps, models.factor / spec.fps
+        for w in windows:
             first, last = t0 + w.start * dt, t0 + (w.end - 1) * dt
-            lo = max(0, bisect_right(key_times, first + 1e-9) - 1)
-            hi = min(len(key_ids), bisect_left(key_times, last - 1e-9) + 1)
-            params = look | {
-                "prompt": prompt,
-                "camera": shot.camera,
-                "duration": shot.duration,
-                "fps": spec.fps,
-                "base_fps": base_fps,
-                "t0": t0,
-                "dt": dt,
-                "start": w.start,
-                "frames": w.frames,
-                "used": w.used,
-                "overlap": w.overlap,
-                "keyframes": [{"task": key_ids[i], "at": key_times[i]} for i in range(lo, hi)],
-                "label": {"shot": sid, "first_output_frame": span.render_start, "factor": factor},
-            }
-            tasks.append(Task(task_id, "chunk", "preview.chunk", sid, w.index,
-                              chunk_seed(seed, sid, w.index), (w.start, w.end), "shot-base",
-                              video.model, params, tuple(key_ids[lo:hi])))
+            lo = max(0, bisect_right(keys.times, first + 1e-9) - 1)
+            hi = min(len(keys.ids), bisect_left(keys.times, last - 1e-9) + 1)
+            params = PreviewChunkParams(
+                width=spec.width, height=spec.height, prompt=prompt, camera=shot.camera, duration=shot.duration,
+                fps=spec.fps, t0=t0, dt=dt, start=w.start, frames=w.frames, used=w.used, overlap=w.overlap,
+                keyframes=[TimedKeyframe(task=keys.ids[i], at=keys.times[i]) for i in range(lo, hi)],
+                label=PreviewLabel(shot=sid, first_output_frame=span.render_start, factor=models.factor))
+            tasks.append(Task(f"chunk:{sid}:{w.index}", "chunk", "preview.chunk", sid, w.index, chunk_seed(w.index),
+                              (w.start, w.end), "shot-base", None, params, tuple(keys.ids[lo:hi])))
+        return windows, [(w.start, w.end, w.overlap) for w in windows]
 
-        # 3. interpolation up to the output rate
-        interpolate_id = None
-        if factor > 1:
-            interpolate_id = f"interpolate:{sid}"
-            params = {"backend": backend, "model": interp_model, "factor": factor, "base_frames": base_frames,
-                      "frames": span.rendered, "scene_threshold": interp.scene_threshold,
-                      "ramp": cont.ramp, "colour_anchor": cont.colour_anchor, "reference": opening,
-                      "chunks": chunk_ids,
-                      "windows": [[w.start, w.frames, w.used, w.overlap] for w in windows]}
-            deps = tuple(chunk_ids) + ((opening,) if cont.colour_anchor and opening else ())
-            tasks.append(Task(interpolate_id, "interpolate", "interpolate", sid, 0, None, (0, span.rendered),
-                              "shot-output", interp_model, params, deps))
-        shot_plans.append(ShotPlan(shot, span, base_frames, windows, key_ids, chunk_ids, interpolate_id, cont, opening))
-
-    # 4. one stitch over the whole timeline
-    stitch_deps = tuple(d for p in shot_plans for d in ([p.interpolate_task] if p.interpolate_task else p.chunk_tasks))
-    stitch_params = {"continuity": [p.continuity.model_dump() for p in shot_plans],
-                     "fps": spec.fps, "frames": spec.total_frames}
-    tasks.append(Task("stitch", "stitch", "stitch", None, 0, None, (0, spec.total_frames), "output", None,
-                      stitch_params, stitch_deps))
-    return RenderPlan(spec, RenderGraph(tasks), shot_plans, timing.timeline_segments(shot_timings),
-                      chunk, rule, factor, notes)
+    look = {"width": spec.width, "height": spec.height, "negative_prompt": negative, "fps": base_fps,
+            "prompt": prompt + (f", camera {shot.camera}" if shot.camera != "static" else ""),
+            "pipeline": models.chunk_pipeline}
+    stage = f"{family.name}.chunk"
+    if cont.strategy == "latent-blend":
+        # one task denoises the whole shot's chunks together and returns the shot's frames
+        params = ChunkParams(**look, start=0, frames=base_frames, used=base_frames, overlap=0, ramp=cont.ramp,
+                             windows=[(w.start, w.frames, w.used, w.overlap) for w in windows],
+                             noise=SharedNoise(seed=derive_seed(seed, sid, "noise", 0), mode="repeat", offset=0,
+                                               period=family.latent_frames(windows[-1].start + windows[-1].frames)))
+        tasks.append(Task(f"chunk:{sid}:0", "chunk", stage, sid, 0, chunk_seed(0), (0, base_frames), "shot-base",
+                          spec.models.video.model, params))
+        return [timing.ChunkWindow(0, 0, base_frames, base_frames, 0)], [(w.start, w.end, w.overlap) for w in windows]
+    chunk_ids = [f"chunk:{sid}:{w.index}" for w in windows]
+    for w in windows:
+        anchors = _anchors(w, windows, spans, chunk_ids, key_at, opening, abilities) if models.takes_images else []
+        if cont.strategy == "prefix":  # continue from the previous chunk's frames at the start of this one
+            anchors = [a.model_copy(update={"count": min(cont.prefix_frames, w.overlap or 1),
+                                            "strength": cont.prefix_strength, "noise": cont.prefix_noise})
+                       if a.frame is not None else a for a in anchors]
+        noise = None
+        if cont.strategy == "shared-noise":  # latent frame k of the shot has the same noise in every chunk
+            noise = SharedNoise(seed=derive_seed(seed, sid, "noise", 0), mode=cont.noise,
+                                offset=w.start // family.temporal_compression, period=family.latent_frames(chunk))
+        params = ChunkParams(**look, start=w.start, frames=w.frames, used=w.used, overlap=w.overlap, anchors=anchors,
+                             noise=noise)
+        tasks.append(Task(chunk_ids[w.index], "chunk", stage, sid, w.index, chunk_seed(w.index), (w.start, w.end),
+                          "shot-base", spec.models.video.model, params, tuple(params.reads())))
+    return windows, [(w.start, w.end, w.overlap) for w in windows]
 
 
 def _anchors(w: timing.ChunkWindow, windows: list[timing.ChunkWindow], spans: list[list[timing.ChunkWindow]],
-             chunk_ids: list[str], key_at: dict[int, str], opening: str | None, abilities: frozenset[str]) -> list[dict]:
-    """What chunk `w` is conditioned on: ``{"task", "index"}`` (and ``"frame"`` when the task is a chunk).
+             chunk_ids: list[str], key_at: dict[int, str], opening: str | None, abilities: frozenset[str]) -> list[Anchor]:
+    """What chunk `w` is conditioned on.
 
     A span's first chunk starts on a keyframe, so it depends on no other chunk; a later chunk of the span starts
     on the previous chunk's frame at its own first frame; where the model takes a last frame, a span's last chunk
@@ -257,24 +366,109 @@ def _anchors(w: timing.ChunkWindow, windows: list[timing.ChunkWindow], spans: li
     span = next(group for group in spans if w in group)
     if w is span[0]:
         start = key_at.get(w.start) if w.start else opening
-        anchors = [{"task": start, "index": 0}] if start else []  # no opening image: the chunk starts from text
+        anchors = [Anchor(task=start, index=0)] if start else []  # no opening image: the chunk starts from text
     else:
         prev = windows[w.index - 1]
-        anchors = [{"task": chunk_ids[prev.index], "frame": w.start - prev.start, "index": 0}]
+        anchors = [Anchor(task=chunk_ids[prev.index], frame=w.start - prev.start, index=0)]
     closing = key_at.get(w.end - 1)
-    if w is span[-1] and abilities & {"last", "any"} and closing and closing not in [a["task"] for a in anchors]:
-        anchors.append({"task": closing, "index": w.used - 1})
+    if w is span[-1] and abilities & {"last", "any"} and closing and closing not in [a.task for a in anchors]:
+        anchors.append(Anchor(task=closing, index=w.used - 1))
     return anchors
 
 
-def _pipeline_params(spec: StoryboardSpec, options: PipelineOptions, steps: int, guidance: float) -> dict | None:
-    """The settings a diffusers stage loads and runs its pipeline with; ``_path`` is where the model is here."""
-    if not options.model:
+def interpolate_task(spec: StoryboardSpec, models: ModelPlan, shot: ShotSpec, span: timing.ShotTiming,
+                     base_frames: int, blended: ShotFrames, tasks: list[Task]) -> str | None:
+    """Step 2c: the shot's chunks blended and interpolated up to the output rate (None: no interpolation)."""
+    if models.factor <= 1:
         return None
-    folder = local_model_dir(options.model, spec.base_dir)
-    return options.model_dump(mode="json", exclude={"model", "family", "chunk_frames", "motion_adapter", "backend"}) | {
-        "steps": options.steps or steps, "guidance": options.guidance if options.guidance is not None else guidance,
-        "_path": str(folder) if folder else options.model}
+    task_id = f"interpolate:{shot.shot_id}"
+    params = InterpolateParams(backend=models.interpolation, model=models.interpolation_model, factor=models.factor,
+                               base_frames=base_frames, frames=span.rendered,
+                               scene_threshold=spec.models.interpolation.scene_threshold, source=blended)
+    tasks.append(Task(task_id, "interpolate", "interpolate", shot.shot_id, 0, None, (0, span.rendered), "shot-output",
+                      models.interpolation_model, params, tuple(params.reads())))
+    return task_id
+
+
+# ---------------------------------------------------------------------------------------------------- 3. encode
+
+
+def encode_tasks(spec: StoryboardSpec, shots: list[ShotPlan], output: Output) -> list[Task]:
+    """Step 3: one task per H.264 segment; see `planners.segments` for where the boundaries fall.
+
+    Each segment also measures the seams in its frames. A pair of frames across a segment boundary inside a shot
+    is measured by exactly one side, the one that already depends on both frames' shots: a solo piece measures
+    the pair at its start when the piece before is a solo piece of the same shot (`lead_in`); a crossfade measures
+    the pairs at both its ends (`lead_in`, `lead_out`), since it depends on both of its shots.
+    """
+    timings = [s.timing for s in shots]
+    # where a chunk takes over alone, for shots whose frames are blended straight from their chunks
+    takeovers = {i: [s.timing.render_start + w.start + w.overlap for w in s.windows[1:]]
+                 for i, s in enumerate(shots) if s.interpolate_task is None}
+    segments = encode_segments(timing.timeline_segments(timings), timings, takeovers, spec.fps)
+    cuts = [t.start for t in timings] + [timings[-1].end]
+    seam_frames = {t for s in shots for c in s.chunk_spans for t in c.seam_pairs}
+    tasks, solo_count = [], dict.fromkeys(range(len(shots)), 0)
+    for n, seg in enumerate(segments):
+        before = segments[n - 1] if n else None
+        after = segments[n + 1] if n + 1 < len(segments) else None
+        lead_in = lead_out = None
+        if before is not None and before.b is None and _shot_at(cuts, seg.start - 1) == _shot_at(cuts, seg.start):
+            lead_in = _piece(shots, before.a, before.a_offset + before.frames - 1, 1)
+        if seg.b is not None and after is not None and after.b is None and \
+                _shot_at(cuts, seg.end) == _shot_at(cuts, seg.end - 1):
+            lead_out = _piece(shots, after.a, after.a_offset, 1)
+        first = seg.start - (lead_in is not None)
+        stop = seg.end + (lead_out is not None)
+        runs: list[list] = []
+        for t in range(first, stop):
+            sid = shots[_shot_at(cuts, t)].shot.shot_id
+            if runs and runs[-1][0] == sid:
+                runs[-1][1] += 1
+            else:
+                runs.append([sid, 1])
+        params = EncodeParams(width=spec.width, height=spec.height, fps=spec.fps, crf=output.crf, preset=output.preset,
+                              pieces=[_piece(shots, seg.a, seg.a_offset, seg.frames, seg.b, seg.b_offset)],
+                              lead_in=lead_in, lead_out=lead_out, qa_shots=[(sid, k) for sid, k in runs],
+                              qa_seams=[t - first for t in range(first + 1, stop) if t in seam_frames])
+        shot_a = shots[seg.a].shot.shot_id
+        if seg.b is None:
+            task_id = f"encode:{shot_a}:{solo_count[seg.a]}"
+            solo_count[seg.a] += 1
+        else:
+            task_id = f"encode:{shot_a}>{shots[seg.b].shot.shot_id}"
+        tasks.append(Task(task_id, "encode", "encode", shot_a, n, None, (seg.start, seg.end), "output", None, params,
+                          tuple(params.reads())))
+    return tasks
+
+
+def _shot_at(cuts: list[int], frame: int) -> int:
+    return bisect_right(cuts, frame) - 1
+
+
+def _piece(shots: list[ShotPlan], a: int, a_offset: int, frames: int, b: int | None = None, b_offset: int = 0) -> Piece:
+    if b is None:
+        return Piece(frames=frames, a=shots[a].source, a_offset=a_offset)
+    return Piece(frames=frames, a=shots[a].source, a_offset=a_offset, b=shots[b].source, b_offset=b_offset,
+                 weights=timing.ramp(frames, "linear"))
+
+
+# ---------------------------------------------------------------------------------------------------- 4. concat
+
+
+def concat_task(spec: StoryboardSpec, encodes: list[Task], output: Output) -> Task:
+    """Step 4: the segments joined into the MP4 by stream copy."""
+    params = ConcatParams(segments=[t.id for t in encodes], frames=spec.total_frames, fps=spec.fps,
+                          output=output.path)
+    return Task("concat", "concat", "concat", None, 0, None, (0, spec.total_frames), "output", None, params,
+                tuple(params.reads()))
+
+
+# ---------------------------------------------------------------------------------------------------- helpers
+
+
+def _negative(spec: StoryboardSpec, shot: ShotSpec) -> str:
+    return shot.negative_prompt if shot.negative_prompt is not None else spec.negative_prompt
 
 
 def _full_prompt(spec: StoryboardSpec, prompt: str) -> str:
@@ -282,10 +476,9 @@ def _full_prompt(spec: StoryboardSpec, prompt: str) -> str:
     return f"{text}, {spec.style}" if spec.style else text
 
 
-def _image_param(spec: StoryboardSpec, image: str | None) -> dict | None:
+def _image(spec: StoryboardSpec, image: str | None) -> ImageFile | None:
     # The image's content, not its path, decides the keyframe: a moved file keeps its cache entries.
     if image is None:
         return None
     path = (spec.base_dir / image).resolve()
-    return {"_path": str(path), "sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest()}
-
+    return ImageFile(path=str(path), sha256=hashlib.sha256(Path(path).read_bytes()).hexdigest())

@@ -22,16 +22,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from longvid.errors import LongvidError, StoryboardError, UserError
+from longvid.errors import PlanningError, StoryboardError, UserError
+from longvid.planners.request import check_request
 from longvid.storyboard import StoryboardSpec, json_schema, validate_data
 
 KEY_ENVS = ("LONGVID_LLM_API_KEY", "OPENAI_API_KEY")
 CAMERAS = "static, push-in, pull-out, zoom-in, zoom-out, pan-left, pan-right, tilt-up, tilt-down"
 DURATION_FIX_LIMIT = 0.1  # the planner fixes durations off the target by up to 10%; more goes back to the model
-
-
-class PlanningError(LongvidError):
-    """The model never produced a valid storyboard (exit code 1)."""
 
 
 @dataclass(frozen=True)
@@ -230,11 +227,11 @@ def plan_with_llm(prompt: str, config: LLMConfig, *, duration: float = 60.0, fps
         fallback: ``rules`` to return the rule-based planner's storyboard (with a note) if the model fails.
 
     Raises:
-        UserError: the server cannot be reached, refuses the key, or does not know the model.
+        UserError: an empty prompt or a bad duration (as the rules planner says), a server that cannot be
+            reached, refuses the key, or does not know the model.
         PlanningError: the model never produced a valid storyboard, or the server kept failing.
     """
-    if duration <= 0:
-        raise UserError(f"`duration` ({duration:g}) must be positive")
+    check_request(prompt, duration)
     try:
         return _plan(prompt, config, duration, fps, width, height, seed, style, sleep)
     except (PlanningError, UserError) as exc:

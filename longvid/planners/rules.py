@@ -15,6 +15,7 @@ import hashlib
 import math
 import re
 
+from longvid.planners.request import check_request
 from longvid.storyboard import StoryboardSpec, validate_data
 
 MIN_SHOT, MAX_SHOT = 2.0, 8.0
@@ -58,13 +59,10 @@ def plan_from_prompt(prompt: str, *, duration: float = 30.0, fps: float = 24, wi
 
     Raises:
         StoryboardError: when the result does not validate (e.g. an fps out of range).
-        ValueError: an empty prompt, or a duration too short for one frame.
+        UserError: an empty prompt, or a duration too short to plan (`planners.request`).
     """
-    if duration <= 0:
-        raise ValueError(f"`duration` ({duration:g}) must be positive")
+    check_request(prompt, duration)
     beats = split_beats(prompt)
-    if not beats:
-        raise ValueError("the prompt is empty")
     if duration < MIN_SHOT:
         beats = [", then ".join(beats)]
     # Merge neighbours until shots are long enough; repeat with new framings until short enough.

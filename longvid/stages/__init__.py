@@ -1,10 +1,12 @@
-"""Stages by name. Each is imported only when a render needs it, so declarations stay cheap to read."""
+"""Stages by name. A stage's module is imported only when a render needs it; none imports torch at the top, so
+reading a declaration (`get_spec`) stays cheap."""
 
 from __future__ import annotations
 
+import functools
 import importlib
 
-from longvid.stages.base import Stage, StageSpec
+from longvid.stages.base import Output, Stage, StageSpec
 
 _REGISTRY = {
     "preview.keyframe": ("longvid.stages.preview", "PreviewKeyframe"),
@@ -16,15 +18,31 @@ _REGISTRY = {
     "wan.chunk": ("longvid.stages.video", "WanChunk"),
     "ltx.chunk": ("longvid.stages.video", "LTXChunk"),
     "animatediff.chunk": ("longvid.stages.video", "AnimateDiffChunk"),
+    "encode": ("longvid.stages.encode", "Encode"),
+    "concat": ("longvid.stages.encode", "Concat"),
 }
 
 
-def get_stage(name: str) -> Stage:
-    """An instance of the stage called `name`."""
+def known() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def _class(name: str) -> type:
     if name not in _REGISTRY:
-        raise KeyError(f"no stage called {name!r}; known: {', '.join(sorted(_REGISTRY))}")
+        raise KeyError(f"no stage called {name!r}; known: {', '.join(known())}")
     module, cls = _REGISTRY[name]
-    return getattr(importlib.import_module(module), cls)()
+    return getattr(importlib.import_module(module), cls)
 
 
-__all__ = ["Stage", "StageSpec", "get_stage"]
+@functools.cache
+def get_spec(name: str) -> StageSpec:
+    """The declaration of the stage called `name` (no model is loaded)."""
+    return _class(name).spec
+
+
+def get_stage(name: str) -> Stage:
+    """A new instance of the stage called `name`."""
+    return _class(name)()
+
+
+__all__ = ["Output", "Stage", "StageSpec", "get_spec", "get_stage", "known"]

@@ -1,7 +1,8 @@
 """What runs on a device: the `Stage` protocol and its declaration, `StageSpec`.
 
-A stage declares, as data, what it reads and writes, what it needs and its code version; the validator, scheduler
-and cache read only the declaration, so a graph is built and checked without loading a model.
+A stage declares, as data, its parameters' type, what it reads and writes, what it needs, its code version and
+whether its output is worth storing; the whole-graph check, the scheduler and the cache read only the declaration,
+so a graph is built and checked without loading a model.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from longvid.graph import Task
+from longvid.tasks import Params, Task
 
 
 @dataclass(frozen=True)
@@ -19,21 +20,44 @@ class StageSpec:
 
     Args:
         name: the name tasks refer to, e.g. ``preview.chunk``.
-        kind: the task kind it runs: ``keyframe``, ``chunk`` or ``interpolate``.
+        kind: the task kind it runs: ``keyframe``, ``chunk``, ``interpolate``, ``encode`` or ``concat``.
         code_version: bump it when a change alters the stage's output, so cached results are redone.
+        params: the type of its tasks' parameters (`longvid.tasks`).
         inputs: the kinds of the tasks whose outputs it reads.
-        output: ``image`` (H x W x 3 uint8) or ``frames`` (F x H x W x 3 uint8).
-        resources: what one run needs, e.g. ``{"gpus": 1}``.
+        output: ``image`` (H x W x 3 uint8), ``frames`` (F x H x W x 3 uint8), ``segment`` (an H.264 file) or
+            ``file`` (the render's output, written where its parameters say; never stored).
+        resources: ``{"gpus": 1}``: it runs on a device worker; ``{"here": True}``: it runs in the process that
+            renders (it writes the user's output path); otherwise any worker may run it, the CPU lanes included.
         low_memory: settings to retry with after an out-of-memory error.
+        cache: whether its output is worth storing. One that is not is made again, inside the task that reads it,
+            whenever it is needed: a preview chunk costs less to draw than to write losslessly and read back.
     """
 
     name: str
     kind: str
     code_version: str
+    params: type[Params]
     inputs: tuple[str, ...] = ()
     output: str = "frames"
     resources: Mapping[str, Any] = field(default_factory=dict)
     low_memory: Mapping[str, Any] = field(default_factory=dict)
+    cache: bool = True
+
+    @property
+    def on_device(self) -> bool:
+        return bool(self.resources.get("gpus"))
+
+    @property
+    def here(self) -> bool:
+        return bool(self.resources.get("here"))
+
+
+@dataclass
+class Output:
+    """A stage's result with facts to keep in its cache record (e.g. the QA measures of an encoded segment)."""
+
+    value: Any
+    record: dict[str, Any] = field(default_factory=dict)
 
 
 class Stage(Protocol):
@@ -41,4 +65,4 @@ class Stage(Protocol):
 
     spec: StageSpec
 
-    def __call__(self, task: Task, inputs: Mapping[str, Any]) -> Any: ...
+    def __call__(self, task: Task, inputs: Any) -> Any: ...

@@ -22,11 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
-from longvid import timing
+import longvid.timing as timing
 from longvid._imports import require
-from longvid.graph import Task
 from longvid.stages.base import StageSpec
-from longvid.stitching.blend import anchored, blend_chunks, mix
+from longvid.stages.sources import blended_frames
+from longvid.stitching.blend import mix
+from longvid.tasks import InterpolateParams, Task
 
 Interpolator = Callable[[np.ndarray, np.ndarray, Sequence[float]], list[np.ndarray]]
 # Colour-histogram distance (0 = same colours, 2 = disjoint) above which two frames are unrelated. On the clips in
@@ -160,7 +161,7 @@ def make_interpolator(backend: str, model: str | None = None) -> Interpolator:
         return FlowInterpolator()
     if backend == "rife":
         require("torch", extra="diffusers", feature="the `rife` interpolation backend")
-        from longvid import models
+        import longvid.models as models
         from longvid.stages.rife import RifeInterpolator
 
         weights = Path(model) if model and Path(model).is_file() else models.installed(model or "rife-4.0")
@@ -180,26 +181,14 @@ def make_interpolator(backend: str, model: str | None = None) -> Interpolator:
 # ---------------------------------------------------------------------------------------------------- the stage
 
 
-def shot_frames(task: Task, inputs: Mapping[str, np.ndarray]) -> Iterator[np.ndarray]:
-    """A shot's base-rate frames, blended from its chunks (listed in the task's params), one chunk in memory."""
-    p = task.params
-    windows = [timing.ChunkWindow(i, *w) for i, w in enumerate(p["windows"])]
-
-    def chunk(i: int) -> np.ndarray:
-        if i and hasattr(inputs, "release"):
-            inputs.release(p["chunks"][i - 1])
-        return inputs[p["chunks"][i]]
-
-    reference = inputs[p["reference"]] if p.get("colour_anchor") and p.get("reference") else None
-    return blend_chunks(windows, anchored(chunk, p.get("colour_anchor", 0.0), reference), p["ramp"])
-
-
 class Interpolate:
     """A shot's chunks, blended, then interpolated up to the output rate with the task's backend."""
 
-    spec = StageSpec(name="interpolate", kind="interpolate", code_version="3", inputs=("chunk", "keyframe"))
+    spec = StageSpec(name="interpolate", kind="interpolate", code_version="4", params=InterpolateParams,
+                     inputs=("chunk", "keyframe"), resources={"gpus": 1})
 
     def __call__(self, task: Task, inputs: Mapping[str, np.ndarray]) -> Iterator[np.ndarray]:
-        p = task.params
-        between = make_interpolator(p["backend"], p.get("model"))
-        return resample(shot_frames(task, inputs), p["frames"], p["factor"], between, p.get("scene_threshold"))
+        p: InterpolateParams = task.params
+        between = make_interpolator(p.backend, p.model)
+        frames = blended_frames(p.source, inputs, 0, p.base_frames)
+        return resample(frames, p.frames, p.factor, between, p.scene_threshold)

@@ -15,14 +15,11 @@ from typing import Any
 import numpy as np
 
 from longvid._imports import require
+from longvid.errors import ModelLoadError
 
 Loader = Callable[[str, Any], Any]  # (model path or hub id, torch dtype) -> pipeline
 
 _held: dict[str, Any] = {"key": None, "pipe": None, "derived": {}}
-
-
-class ModelLoadError(RuntimeError):
-    """A model that could not be loaded; the message says what to check."""
 
 
 def device() -> str:
@@ -120,9 +117,10 @@ def configure(pipe: Any, s: Mapping[str, Any], where: str) -> None:
     pipe.set_progress_bar_config(disable=True)
 
 
-def settings_for(params: Mapping[str, Any]) -> dict[str, Any]:
-    """A task's pipeline settings with its low-memory overrides (set by the executor's out-of-memory retry)."""
-    return dict(params["pipeline"]) | dict(params.get("low_memory") or {})
+def settings_for(params: Any) -> dict[str, Any]:
+    """A task's pipeline settings (``_path`` and all) with its low-memory overrides (set by the executor's
+    out-of-memory retry)."""
+    return params.pipeline.model_dump(mode="json", by_alias=True) | dict(params.low_memory)
 
 
 def cpu_generator(seed: int):

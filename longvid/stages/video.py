@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 
 from longvid.families import get_family
-from longvid.graph import Task
 from longvid.stages.base import StageSpec
 from longvid.stages.pipelines import cpu_generator, cpu_noise, derived, hold, settings_for, to_pil, to_uint8
 from longvid.stitching.blend import blend_chunks
+from longvid.tasks import ChunkParams, Task
 from longvid.timing import ChunkWindow, FrameRule
 
 LOW_MEMORY = {"vae_tiling": True, "vae_slicing": True, "offload": "model", "decode_chunk_size": 2}
@@ -39,11 +39,16 @@ def _hold(settings: Mapping[str, Any]) -> Any:
     return hold(settings, lambda path, dtype: _load(path, dtype, settings.get("motion_adapter")))
 
 
-def call_arguments(p: Mapping[str, Any], settings: Mapping[str, Any], seed: int, latents) -> dict[str, Any]:
+def call_arguments(p: ChunkParams, settings: Mapping[str, Any], seed: int, latents) -> dict[str, Any]:
     """What every family's pipeline call takes: size, frames, steps, a seeded CPU generator, the noise."""
-    kwargs = {"height": p["height"], "width": p["width"], "num_frames": p["frames"],
+    kwargs = {"height": p.height, "width": p.width, "num_frames": p.frames,
               "num_inference_steps": settings["steps"], "generator": cpu_generator(seed), "output_type": "np"}
     return kwargs if latents is None else kwargs | {"latents": latents}
+
+
+def chunk_spec(family: str) -> StageSpec:
+    return StageSpec(name=f"{family}.chunk", kind="chunk", code_version="1", params=ChunkParams,
+                     inputs=("keyframe", "chunk"), output="frames", resources={"gpus": 1}, low_memory=LOW_MEMORY)
 
 
 class ChunkStage:
@@ -51,36 +56,33 @@ class ChunkStage:
 
     family: str
     frame_axis: int  # where the latent frames are in the initial noise
-
-    def __init__(self):
-        self.spec = StageSpec(name=f"{self.family}.chunk", kind="chunk", code_version="1", inputs=("keyframe", "chunk"),
-                              output="frames", resources={"gpus": 1}, low_memory=LOW_MEMORY)
+    spec: StageSpec
 
     def __call__(self, task: Task, inputs: Mapping[str, Any]) -> np.ndarray:
         # 1. check inputs
-        p = task.params
+        p: ChunkParams = task.params
         family = get_family(self.family)
         rule = FrameRule.parse(family.frame_rule)
-        for frames in [w[1] for w in p.get("windows", [])] or [p["frames"]]:
+        for frames in [w[1] for w in p.windows] or [p.frames]:
             if not rule.is_legal(frames):
                 raise ValueError(f"`frames` ({frames}) is not a legal {self.family} frame count ({rule})")
         settings = settings_for(p)
-        if p.get("windows"):  # latent-blend: the shot's chunks, denoised side by side
+        if p.windows:  # latent-blend: the shot's chunks, denoised side by side
             return self.co_denoise(task, settings)
 
         # 2. prepare conditioning: the anchor images (or, for a prefix of several frames, clips) by frame index
         images, strengths = {}, {}
         rng = np.random.default_rng(task.seed)
-        for anchor in p["anchors"]:
-            image = inputs[anchor["task"]]
-            if "frame" in anchor:  # frames of the previous chunk
-                count = anchor.get("count", 1)
-                image = image[anchor["frame"]:anchor["frame"] + count] if count > 1 else image[anchor["frame"]]
-            if anchor.get("noise"):  # re-noised, so the chunk does not copy the previous one's artefacts
-                image = np.clip(np.rint(image + rng.normal(0, anchor["noise"] * 255, image.shape)), 0, 255)
+        for anchor in p.anchors:
+            image = inputs[anchor.task]
+            if anchor.frame is not None:  # frames of the previous chunk
+                count = anchor.count
+                image = image[anchor.frame:anchor.frame + count] if count > 1 else image[anchor.frame]
+            if anchor.noise:  # re-noised, so the chunk does not copy the previous one's artefacts
+                image = np.clip(np.rint(image + rng.normal(0, anchor.noise * 255, image.shape)), 0, 255)
                 image = image.astype(np.uint8)
-            images[anchor["index"]] = image
-            strengths[anchor["index"]] = anchor.get("strength", 1.0)
+            images[anchor.index] = image
+            strengths[anchor.index] = anchor.strength
 
         # 3. load the pipeline, check what it can take, and prepare the latents on the CPU
         base = _hold(settings)
@@ -102,9 +104,9 @@ class ChunkStage:
 
         # 5. decode to uint8 and check the count
         frames = to_uint8(frames)
-        if frames.shape != (p["frames"], p["height"], p["width"], 3):
+        if frames.shape != (p.frames, p.height, p.width, 3):
             raise RuntimeError(f"{type(pipe).__name__} returned {frames.shape}, expected "
-                               f"({p['frames']}, {p['height']}, {p['width']}, 3)")
+                               f"({p.frames}, {p.height}, {p.width}, 3)")
         return frames
 
     def co_denoise(self, task: Task, settings: Mapping[str, Any]) -> np.ndarray:
@@ -117,9 +119,9 @@ class ChunkStage:
 
         import torch
 
-        p = task.params
+        p: ChunkParams = task.params
         family = get_family(self.family)
-        windows = [ChunkWindow(i, *w) for i, w in enumerate(p["windows"])]
+        windows = [ChunkWindow(i, *w) for i, w in enumerate(p.windows)]
         base = _hold(settings)
         pipes = [type(base).from_pipe(base, scheduler=copy.deepcopy(base.scheduler)) for _ in windows]
         for pipe in pipes:
@@ -164,8 +166,8 @@ class ChunkStage:
 
         def run(i: int) -> None:
             w = windows[i]
-            chunk = dict(p) | {"frames": w.frames, "start": w.start,
-                               "noise": p["noise"] | {"offset": offsets[i]}}
+            chunk = p.model_copy(update={"frames": w.frames, "start": w.start,
+                                         "noise": p.noise.model_copy(update={"offset": offsets[i]})})
             kwargs = call_arguments(chunk, settings, task.seed + i, self.latents(pipes[i], chunk, task.seed)) | {
                 "callback_on_step_end": step_end(i), "callback_on_step_end_tensor_inputs": ["latents"]}
             kwargs |= self.arguments(pipes[i], chunk, settings, {}, {})
@@ -199,38 +201,38 @@ class ChunkStage:
                     setattr(module, method, own)
         if errors:
             raise next((e for e in errors if not isinstance(e, threading.BrokenBarrierError)), errors[0])
-        return np.stack(list(blend_chunks(windows, lambda i: outputs[i], p.get("ramp", "cosine"))))
+        return np.stack(list(blend_chunks(windows, lambda i: outputs[i], p.ramp)))
 
     def pipeline_for(self, base: Any, images: dict[int, np.ndarray]) -> Any:
         """The pipeline that runs a chunk with these anchors (the loaded one unless a family says otherwise)."""
         return base
 
-    def latents(self, pipe: Any, p: Mapping[str, Any], seed: int):
+    def latents(self, pipe: Any, p: ChunkParams, seed: int):
         """The initial noise, drawn on the CPU; None where the pipeline draws it from the generator."""
         raise NotImplementedError
 
-    def arguments(self, pipe: Any, p: Mapping[str, Any], settings: Mapping[str, Any],
+    def arguments(self, pipe: Any, p: ChunkParams, settings: Mapping[str, Any],
                   images: dict[int, np.ndarray], strengths: dict[int, float]) -> dict[str, Any]:
         """The family's own call arguments."""
         raise NotImplementedError
 
     @staticmethod
-    def noise(shape: tuple[int, ...], axis: int, p: Mapping[str, Any], seed: int):
+    def noise(shape: tuple[int, ...], axis: int, p: ChunkParams, seed: int):
         """Initial noise with its latent frames along `axis`; under shared-noise, frame k of the shot's latent
         timeline gets the same noise in every chunk that covers it (FreeNoise: the first window's frames, repeated
         in order or shuffled within each later window)."""
-        shared = p.get("noise")
+        shared = p.noise
         if not shared:
             return cpu_noise(shape, seed)
         import torch
 
-        period = shared["period"]
-        base = cpu_noise(shape[:axis] + (period,) + shape[axis + 1:], shared["seed"])
+        period = shared.period
+        base = cpu_noise(shape[:axis] + (period,) + shape[axis + 1:], shared.seed)
         picks = []
         for j in range(shape[axis]):
-            block, k = divmod(shared["offset"] + j, period)
-            if shared["mode"] == "shuffle" and block:
-                k = int(np.random.default_rng([shared["seed"] % 2**32, block]).permutation(period)[k])
+            block, k = divmod(shared.offset + j, period)
+            if shared.mode == "shuffle" and block:
+                k = int(np.random.default_rng([shared.seed % 2**32, block]).permutation(period)[k])
             picks.append(k)
         return base.index_select(axis, torch.tensor(picks))
 
@@ -242,41 +244,42 @@ def _serialised(call, lock):
     return serialised
 
 
-def _text(p: Mapping[str, Any], settings: Mapping[str, Any]) -> dict[str, Any]:
-    return {"prompt": p["prompt"], "negative_prompt": p["negative_prompt"] or None,
-            "guidance_scale": settings["guidance"]}
+def _text(p: ChunkParams, settings: Mapping[str, Any]) -> dict[str, Any]:
+    return {"prompt": p.prompt, "negative_prompt": p.negative_prompt or None, "guidance_scale": settings["guidance"]}
 
 
-def _last(p: Mapping[str, Any], images: dict[int, np.ndarray]) -> np.ndarray | None:
+def _last(p: ChunkParams, images: dict[int, np.ndarray]) -> np.ndarray | None:
     return next((image for index, image in images.items() if index > 0), None)
 
 
 class SVDChunk(ChunkStage):
     family = "svd"
+    spec = chunk_spec("svd")
     frame_axis = 1
 
     def latents(self, pipe, p, seed):
         scale = pipe.vae_scale_factor
-        return self.noise((1, p["frames"], pipe.unet.config.in_channels // 2, p["height"] // scale,
-                           p["width"] // scale), 1, p, seed)
+        return self.noise((1, p.frames, pipe.unet.config.in_channels // 2, p.height // scale,
+                           p.width // scale), 1, p, seed)
 
     def arguments(self, pipe, p, settings, images, strengths):
         return {"image": to_pil(images[0]), "min_guidance_scale": 1.0, "max_guidance_scale": settings["guidance"],
-                "fps": max(1, round(p["fps"])), "motion_bucket_id": 127, "noise_aug_strength": 0.02,
+                "fps": max(1, round(p.fps)), "motion_bucket_id": 127, "noise_aug_strength": 0.02,
                 "decode_chunk_size": settings.get("decode_chunk_size", 8)}
 
 
 class CogVideoXChunk(ChunkStage):
     family = "cogvideox"
+    spec = chunk_spec("cogvideox")
     frame_axis = 1
 
     def latents(self, pipe, p, seed):
-        frames = (p["frames"] - 1) // pipe.vae_scale_factor_temporal + 1
+        frames = (p.frames - 1) // pipe.vae_scale_factor_temporal + 1
         patch_t = pipe.transformer.config.patch_size_t
         if patch_t and frames % patch_t:  # CogVideoX 1.5 pads the latent frames to its temporal patch
             frames += patch_t - frames % patch_t
         scale = pipe.vae_scale_factor_spatial
-        return self.noise((1, frames, pipe.vae.config.latent_channels, p["height"] // scale, p["width"] // scale), 1,
+        return self.noise((1, frames, pipe.vae.config.latent_channels, p.height // scale, p.width // scale), 1,
                           p, seed)
 
     def arguments(self, pipe, p, settings, images, strengths):
@@ -288,12 +291,13 @@ class CogVideoXChunk(ChunkStage):
 
 class WanChunk(ChunkStage):
     family = "wan"
+    spec = chunk_spec("wan")
     frame_axis = 2
 
     def latents(self, pipe, p, seed):
-        frames = (p["frames"] - 1) // pipe.vae_scale_factor_temporal + 1
+        frames = (p.frames - 1) // pipe.vae_scale_factor_temporal + 1
         scale = pipe.vae_scale_factor_spatial
-        return self.noise((1, pipe.vae.config.z_dim, frames, p["height"] // scale, p["width"] // scale), 2, p, seed)
+        return self.noise((1, pipe.vae.config.z_dim, frames, p.height // scale, p.width // scale), 2, p, seed)
 
     def arguments(self, pipe, p, settings, images, strengths):
         kwargs = _text(p, settings)
@@ -311,6 +315,7 @@ class WanChunk(ChunkStage):
 
 class LTXChunk(ChunkStage):
     family = "ltx"
+    spec = chunk_spec("ltx")
     frame_axis = 2
 
     def pipeline_for(self, base, images):
@@ -327,14 +332,14 @@ class LTXChunk(ChunkStage):
     def latents(self, pipe, p, seed):
         if type(pipe).__name__ == "LTXConditionPipeline":
             return None  # it takes clean latents to re-noise, not noise: its noise comes from the CPU generator
-        frames = (p["frames"] - 1) // pipe.vae_temporal_compression_ratio + 1
+        frames = (p.frames - 1) // pipe.vae_temporal_compression_ratio + 1
         scale = pipe.vae_spatial_compression_ratio
-        noise = cpu_noise((1, pipe.transformer.config.in_channels, frames, p["height"] // scale,
-                           p["width"] // scale), seed)
+        noise = cpu_noise((1, pipe.transformer.config.in_channels, frames, p.height // scale,
+                           p.width // scale), seed)
         return pipe._pack_latents(noise, pipe.transformer_spatial_patch_size, pipe.transformer_temporal_patch_size)
 
     def arguments(self, pipe, p, settings, images, strengths):
-        kwargs = _text(p, settings) | {"frame_rate": p["fps"]}
+        kwargs = _text(p, settings) | {"frame_rate": p.fps}
         if images:
             from diffusers.pipelines.ltx.pipeline_ltx_condition import LTXVideoCondition
 
@@ -348,11 +353,12 @@ class LTXChunk(ChunkStage):
 
 class AnimateDiffChunk(ChunkStage):
     family = "animatediff"
+    spec = chunk_spec("animatediff")
     frame_axis = 2
 
     def latents(self, pipe, p, seed):
         scale = pipe.vae_scale_factor
-        return self.noise((1, pipe.unet.config.in_channels, p["frames"], p["height"] // scale, p["width"] // scale),
+        return self.noise((1, pipe.unet.config.in_channels, p.frames, p.height // scale, p.width // scale),
                           2, p, seed)
 
     def arguments(self, pipe, p, settings, images, strengths):

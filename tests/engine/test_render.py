@@ -10,7 +10,7 @@ from PIL import Image
 
 import longvid
 from longvid import timing
-from longvid.render import manifest_path
+from longvid.manifest import manifest_path
 from tests.conftest import SMALL, decode, probe, write
 
 
@@ -118,27 +118,27 @@ def test_user_image_is_the_keyframe(tmp_path):
 
 def test_a_failing_task_is_retried_then_reported_while_independent_tasks_finish(small_storyboard, tmp_path,
                                                                                 monkeypatch, private_cache):
-    from longvid.render import TaskFailedError
-    from longvid.stages import preview
+    from longvid.errors import TaskFailedError
+    from longvid.stages import encode
 
-    real = preview.PreviewChunk.__call__
+    real = encode.Encode.__call__
     attempts = []
 
     def failing(self, task, inputs):
-        if task.id == "chunk:hunt:1":
+        if task.id == "encode:hunt:0":
             attempts.append(task.id)
-            raise ValueError("the chunk model fell over")
+            raise ValueError("the encoder fell over")
         return real(self, task, inputs)
 
-    monkeypatch.setattr(preview.PreviewChunk, "__call__", failing)
+    monkeypatch.setattr(encode.Encode, "__call__", failing)
     with pytest.raises(TaskFailedError) as info:
         longvid.render(small_storyboard, tmp_path / "out" / "small.mp4", max_attempts=2)
-    assert attempts == ["chunk:hunt:1"] * 2
-    record = info.value.failures["chunk:hunt:1"][-1]
-    assert (record["exception"], record["message"], record["attempt"]) == ("ValueError", "the chunk model fell over", 2)
+    assert attempts == ["encode:hunt:0"] * 2
+    record = info.value.failures["encode:hunt:0"][-1]
+    assert (record["exception"], record["message"], record["attempt"]) == ("ValueError", "the encoder fell over", 2)
     assert "Traceback" in record["traceback"] and record["hint"]
-    assert "chunk:hunt:1: ValueError: the chunk model fell over after 2 attempt(s)" in str(info.value)
+    assert "encode:hunt:0: ValueError: the encoder fell over after 2 attempt(s)" in str(info.value)
     assert sorted(info.value.execution.ran) == sorted(
-        ["keyframe:wake:0", "keyframe:hunt:0", "keyframe:hunt:1", "keyframe:night:0", "chunk:wake:0",
-         "chunk:hunt:0", "chunk:night:0"])
+        ["keyframe:wake:0", "keyframe:hunt:0", "keyframe:hunt:1", "keyframe:night:0", "encode:wake:0",
+         "encode:wake>hunt", "encode:night:0"])
     assert not (tmp_path / "out" / "small.mp4").exists()

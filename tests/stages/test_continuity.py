@@ -118,7 +118,9 @@ def test_colour_anchoring_pulls_chunks_to_the_keyframe_and_qa_lands_in_the_manif
     data["continuity"] = {"colour_anchor": 1.0, "overlap": 2}
     write(board, json.dumps(data))
     anchored = longvid.render(board, tmp_path / "anchored.mp4")
-    assert anchored["execution"]["ran"] == 0  # anchoring is applied when stitching: the chunks come from the cache
+    # anchoring is applied when encoding: the chunks come from the cache, only the segments are made again
+    assert all(c["cached"] for s in anchored["shots"] for c in s["chunks"] + s["keyframes"])
+    assert not any(s["cached"] for s in anchored["segments"])
     drift = [[c["colour_drift"] for c in m["qa"]["chunks"]] for m in (plain, anchored)]
     assert max(drift[1]) < 0.6 * max(drift[0]) and np.mean(drift[1]) < np.mean(drift[0])
     assert len(anchored["qa"]["seams"]) == 1 and anchored["qa"]["seams"][0]["score"] > 0

@@ -132,7 +132,7 @@ def test_same_seed_same_frames_other_seed_other_frames_any_worker_count(tiny, tm
 
 @pytest.mark.parametrize("kind", ["sd", "sdxl"])
 def test_keyframes_come_from_the_image_model_one_seed_each(kind, tiny, tmp_path, private_cache):
-    from longvid.render import status
+    from longvid.rendering import status
 
     board = storyboard(tmp_path, {"family": "wan", "model": str(tiny("wan-i2v")), "chunk_frames": 9}, fps=16,
                        keyframes=str(tiny(kind)))
@@ -191,8 +191,9 @@ def test_xformers_on_the_cpu_fails_with_a_clear_record(tiny, tmp_path):
     board = storyboard(tmp_path, {"family": "wan", "model": str(tiny("wan")), "chunk_frames": 9,
                                   "attention": "xformers"}, fps=16, durations=(0.5,))
     result = run_cli("render", str(board), "-o", str(tmp_path / "out.mp4"))
-    assert result.returncode == 1
-    assert "attention: xformers needs a CUDA device" in result.stderr
+    assert result.returncode == 2  # a setting the user chose: fails at once, not retried
+    assert "error: chunk:s0:0: attention: xformers needs a CUDA device" in result.stderr
+    assert "retried" not in result.stderr
     assert not (tmp_path / "out.mp4").exists()
 
 

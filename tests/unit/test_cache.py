@@ -8,7 +8,8 @@ import time
 import numpy as np
 import pytest
 
-from longvid.cache import ArtifactStore, explain_change, task_key
+from longvid.cache import ArtifactStore, explain_change, is_disk_full, task_key
+from longvid.errors import DamagedArtifactError
 
 BASE = {"stage": "preview.chunk", "code_version": "1", "params": {"prompt": "a fox", "frames": 9}, "seed": 1,
         "model": None, "input_keys": ["k1"]}
@@ -110,3 +111,53 @@ def test_locations_are_not_content():
     there = key(params={"image": {"_path": "/mnt/b/key.png", "sha256": "abc"}})
     other = key(params={"image": {"_path": "/home/a/key.png", "sha256": "def"}})
     assert here == there != other
+
+
+def test_reads_check_the_artifact_against_its_record(tmp_path):
+    store = ArtifactStore(tmp_path)
+    frames = np.random.default_rng(1).integers(0, 256, (4, 32, 48, 3), dtype=np.uint8)
+    record = store.put("ab" * 32, frames, {})
+    assert record["bytes"] == (store.folder("ab" * 32) / "artifact.mkv").stat().st_size and len(record["sha256"]) == 64
+    artifact = store.folder("ab" * 32) / "artifact.mkv"
+    with open(artifact, "r+b") as f:  # cut short
+        f.truncate(1000)
+    assert not store.has("ab" * 32) and store.damage("ab" * 32).startswith("1000 bytes, the record says")
+    with pytest.raises(DamagedArtifactError, match=r"^cached artifact abababababab is damaged \(1000 bytes"):
+        store.load("ab" * 32)
+    assert store.status("p", "chunk:a:0", "ab" * 32, {}).reasons[0].startswith("damaged_artifact: 1000 bytes")
+
+    store.put("cd" * 32, frames, {})
+    artifact = store.folder("cd" * 32) / "artifact.mkv"
+    data = bytearray(artifact.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # same size, one byte changed: only the hash sees it
+    artifact.write_bytes(bytes(data))
+    fresh = ArtifactStore(tmp_path)  # another process: it has not checked this entry yet
+    assert fresh.has("cd" * 32) and fresh.damage("cd" * 32) == "its sha256 differs from the record's"
+    with pytest.raises(DamagedArtifactError):
+        fresh.load("cd" * 32)
+    assert [(key, why) for key, why, _ in fresh.verify()] == [
+        ("ab" * 32, store.damage("ab" * 32)), ("cd" * 32, "its sha256 differs from the record's")]
+    assert [key for key, _, _ in fresh.verify(repair=True)] == ["ab" * 32, "cd" * 32]
+    assert list(fresh.verify()) == [] and fresh.entries() == []
+
+
+def test_frames_read_from_any_frame_on(tmp_path):
+    store = ArtifactStore(tmp_path)
+    frames = np.stack([np.full((16, 16, 3), 7 * i, np.uint8) for i in range(30)])
+    store.put("ef" * 32, frames, {})
+    for start, stop in [(0, 30), (1, 5), (13, 30), (29, 30), (24, 27)]:
+        got = np.stack(list(store.frames("ef" * 32, start, stop)))
+        assert np.array_equal(got, frames[start:stop]), (start, stop)
+
+
+def test_a_full_disk_is_recognised_through_the_chain_of_causes():
+    import errno
+
+    try:
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        except OSError as inner:
+            raise RuntimeError("ffmpeg failed") from inner
+    except RuntimeError as outer:
+        assert is_disk_full(outer)
+    assert not is_disk_full(RuntimeError("something else"))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from longvid.stitching.colour import LabStats, anchor_colours, delta_e, lab_to_rgb, rgb_to_lab
-from longvid.stitching.qa import ShotSpan, chunk_spans, measure
+from longvid.stitching.seams import ShotSpan, chunk_spans, measure
 
 
 def test_lab_round_trips_and_matches_reference_values():

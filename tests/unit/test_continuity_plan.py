@@ -35,11 +35,11 @@ def test_a_shot_overrides_the_storyboards_continuity_key_by_key(tmp_path):
              [{"id": "a", "prompt": "a cat", "duration": 2},
               {"id": "b", "prompt": "a dog", "duration": 2, "continuity": {"strategy": "cut"}}])
     a, b = chunks(p, "a"), chunks(p, "b")
-    assert [t.params["overlap"] for t in a] == [0, 4, 4, 4] and all(t.params["overlap"] == 0 for t in b)
+    assert [t.params.overlap for t in a] == [0, 4, 4, 4] and all(t.params.overlap == 0 for t in b)
     # prefix: chunk 1 continues from chunk 0's three frames that it overlaps, with the given strength and noise
-    start = a[1].params["start"]
-    assert a[1].params["anchors"] == [{"task": "chunk:a:0", "frame": start, "index": 0, "count": 3,
-                                       "strength": 0.8, "noise": 0.02}]
+    start = a[1].params.start
+    assert [x.content() for x in a[1].params.anchors] == [{"task": "chunk:a:0", "frame": start, "index": 0, "count": 3,
+                                                           "strength": 0.8, "noise": 0.02}]
     assert a[1].deps == ("chunk:a:0",)
     # the cut shot keeps the storyboard's other keys (prefix_frames) but blends nothing
     assert p.shots[1].continuity.strategy == "cut" and p.shots[1].continuity.prefix_frames == 3
@@ -50,8 +50,8 @@ def test_shared_noise_gives_each_chunk_its_place_on_the_shots_latent_timeline(tm
     p = plan(tmp_path, json.dumps({"family": "wan", "model": wan, "chunk_frames": 17}),
              {"strategy": "shared-noise", "overlap": 5, "noise": "shuffle"},
              [{"id": "a", "prompt": "a cat", "duration": 2}], keyframes=False)
-    noise = [t.params["noise"] for t in chunks(p, "a")]
-    starts = [t.params["start"] for t in chunks(p, "a")]
+    noise = [t.params.noise.content() for t in chunks(p, "a")]
+    starts = [t.params.start for t in chunks(p, "a")]
     assert starts == [0, 12, 24] and [n["offset"] for n in noise] == [0, 3, 6]  # 4 frames per latent frame
     assert {n["period"] for n in noise} == {5} and {n["mode"] for n in noise} == {"shuffle"}
     assert len({n["seed"] for n in noise}) == 1  # one noise timeline for the shot

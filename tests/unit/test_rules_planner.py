@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 import longvid
 from longvid import timing
+from longvid.errors import UserError
 from longvid.planners.rules import allocate, plan_from_prompt, split_beats
 
 FOX = ("A fox wakes in a snowy forest. It hunts for mice under the snow; then it naps by a frozen river. "
@@ -73,5 +74,5 @@ def test_planned_frames_sum_to_the_target(duration, fps):
 
 
 def test_empty_prompt_is_an_error():
-    with pytest.raises(ValueError, match="empty"):
+    with pytest.raises(UserError, match="empty"):
         plan_from_prompt(" .. ", duration=10)

@@ -79,20 +79,26 @@ def test_render_graph_dependencies_and_windows():
     for task in graph.of_kind("chunk"):
         assert all(dep.startswith(f"keyframe:{task.shot}:") for dep in task.deps)
     assert graph["chunk:climb:0"].deps == ("keyframe:climb:0", "keyframe:climb:1")
-    stitch = graph["stitch"]
-    assert stitch.window == (0, 360) and set(stitch.deps) == {t.id for t in graph.of_kind("chunk")}
+    # the encode segments tile the timeline; each reads only the chunks over its frames; the concat joins them all
+    segments = graph.of_kind("encode")
+    assert segments[0].window[0] == 0 and segments[-1].window[1] == 360
+    assert all(a.window[1] == b.window[0] for a, b in zip(segments, segments[1:], strict=False))
+    assert set().union(*(set(t.deps) for t in segments)) == {t.id for t in graph.of_kind("chunk")}
+    concat = graph["concat"]
+    assert concat.window == (0, 360) and concat.deps == tuple(t.id for t in segments)
     # seeds follow the seeding rule and differ per chunk
     seeds = [t.seed for t in graph.of_kind("chunk")]
     assert len(set(seeds)) == len(seeds)
 
 
-def test_interpolate_tasks_sit_between_chunks_and_stitch():
+def test_interpolate_tasks_sit_between_chunks_and_encoding():
     story = lighthouse_in_python()
     story._data["models"] = {"interpolation": {"factor": 2}}
     graph = compile_storyboard(story.build()).graph
     interpolate = graph["interpolate:climb"]
     assert set(interpolate.deps) == {t.id for t in graph.of_kind("chunk") if t.shot == "climb"}
-    assert set(graph["stitch"].deps) == {"interpolate:establishing", "interpolate:climb", "interpolate:storm"}
+    encoded = set().union(*(set(t.deps) for t in graph.of_kind("encode")))
+    assert encoded == {"interpolate:establishing", "interpolate:climb", "interpolate:storm"}
 
 
 def test_graph_exports():
@@ -100,4 +106,5 @@ def test_graph_exports():
     dot = to_dot(plan.graph.graph, "x")
     assert dot.startswith('digraph "x" {') and '"keyframe:climb:1" -> "chunk:climb:5";' in dot
     tasks = json.loads(plan.graph.to_json())["tasks"]
-    assert len(tasks) == len(plan.graph) == 20 and tasks[-1]["id"] == "stitch"
+    assert len(tasks) == len(plan.graph) == 26 and tasks[-1]["id"] == "concat"
+    assert tasks[-1]["params"]["segments"] == [t.id for t in plan.graph.of_kind("encode")]

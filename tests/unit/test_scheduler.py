@@ -97,3 +97,32 @@ def test_simulated_schedules_respect_dependencies_and_bounds(jobs, workers):
     assert result.makespan >= max(critical_path(jobs), total / workers) - 1e-9
     # Graham's bound for list scheduling
     assert result.makespan <= total / workers + critical_path(jobs) * (1 - 1 / workers) + 1e-9
+
+
+def test_a_fatal_failure_gives_up_at_once():
+    s = Scheduler([Job("a"), Job("b", ("a",)), Job("c")], max_attempts=5)
+    s.pick(None)
+    assert s.failed("a", 0.0, "bad storyboard", fatal=True) == "gave-up"
+    assert s.state["a"].status == "failed" and s.state["b"].status == "blocked" and s.ready() == ["c"]
+
+
+def test_workers_take_only_the_jobs_they_accept():
+    s = Scheduler([Job("model", cost=9, where="device"), Job("encode", cost=1), Job("mp4", cost=0.5, where="here")])
+    lane = s.pick(None, accepts=lambda job: job.where != "device")
+    assert lane.task == "encode"  # the model task ranks higher, but a lane has no device
+    assert s.pick(None, accepts=lambda job: job.where == "any") is None  # the rest need a device or this process
+    assert s.pick(None).task == "model"
+
+
+def test_a_damaged_input_runs_again_before_its_reader_without_counting_a_try():
+    s = Scheduler([Job("read", ("kf",))], done={"kf"}, max_attempts=1)
+    attempt = s.pick(None)
+    assert attempt.task == "read"
+    s.reopen(Job("kf", cost=2), "read")  # "read" found kf's cached output damaged
+    assert s.ready() == ["kf"] and s.state["read"].status == "waiting"
+    s.pick(None)
+    s.succeeded("kf")
+    again = s.pick(None)
+    assert again.task == "read" and again.attempt == 1  # not a second try: max_attempts=1 still allows it
+    s.succeeded("read")
+    assert s.finished

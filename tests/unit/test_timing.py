@@ -1,4 +1,4 @@
-"""The frame rules of ARCHITECTURE.md, with property-based tests over random storyboards."""
+"""The frame rules of docs/architecture.md, with property-based tests over random storyboards."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from longvid import timing
-from longvid.stitching.blend import blend_chunks, stitch_timeline
+from longvid.planners.segments import encode_segments
+from longvid.stitching.blend import blend_chunks, blend_range
 from longvid.timing import FrameRule
 
 
@@ -134,16 +135,15 @@ def test_every_output_frame_exactly_once_and_total_is_exact(board):
             consumed[shot] += seg.frames
     assert consumed == {i: s.rendered for i, s in enumerate(shots)}
 
-    # stitched for real: a solo frame is the shot's own frame at that point of the timeline
-    def stream(i):
-        for k in range(shots[i].rendered):
-            yield coded(shots[i].render_start + k + 1000 * i)
-
-    out = list(stitch_timeline(segments, stream))
-    assert len(out) == total
-    for seg in segments:
-        if seg.b is None:
-            assert [index_of(f) for f in out[seg.start:seg.end]] == [f + 1000 * seg.a for f in range(seg.start, seg.end)]
+    # encode segments: the same tiling, crossfades kept whole, solo runs split only inside one shot
+    encoded = encode_segments(segments, shots, {}, fps)
+    assert encoded[0].start == 0 and encoded[-1].end == total
+    assert all(a.end == b.start and a.frames > 0 for a, b in zip(encoded, encoded[1:], strict=False))
+    assert [s for s in encoded if s.b is not None] == [s for s in segments if s.b is not None]
+    for seg in encoded:
+        if seg.b is None:  # its frames are its shot's own, where the timeline says
+            assert shots[seg.a].start <= seg.start and seg.end <= shots[seg.a].end
+            assert seg.a_offset == seg.start - shots[seg.a].render_start
 
 
 @settings(max_examples=300, deadline=None)
@@ -161,6 +161,17 @@ def test_blended_chunks_cover_each_frame_once(total, k, overlap_share, ramp):
     assert coverage.min() >= 1 and coverage.max() <= 2
     frames = list(blend_chunks(windows, lambda i: [coded(windows[i].start + j) for j in range(windows[i].frames)], ramp))
     assert [index_of(f) for f in frames] == list(range(total))
+    # any range of the shot is the same frames, asking each chunk only for the frames it needs
+    start, stop = sorted(((total * 3) // 7, (total * 5) // 6 + 1))
+    asked = []
+
+    def chunk(i, lo, hi):
+        asked.append(i)
+        return [coded(windows[i].start + j) for j in range(lo, hi)]
+
+    part = list(blend_range(windows, chunk, ramp, start, stop))
+    assert [index_of(f) for f in part] == list(range(start, stop))
+    assert asked == [w.index for w in windows if w.start < stop and start < w.end]
 
 
 def test_fractional_fps_is_kept_exact_by_the_writer():

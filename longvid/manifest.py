@@ -1,0 +1,93 @@
+"""The manifest: what was rendered, from what, with which seeds and keys (docs/architecture.md, "Manifest").
+
+Its size follows the number of shots, chunks and segments, never the number of frames.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from longvid._version import __version__
+from longvid.cache import ArtifactStore
+from longvid.execution.executor import Execution
+from longvid.planners.compile import RenderPlan
+from longvid.stages import get_spec
+
+
+def manifest_path(output: str | Path) -> Path:
+    """``OUT.mp4`` -> ``OUT.manifest.json``."""
+    return Path(output).with_suffix(".manifest.json")
+
+
+def build_manifest(plan: RenderPlan, keys: dict[str, str], store: ArtifactStore, execution: Execution, output: Path,
+                   *, crf: int, preset: str, render_seconds: float, devices: list[str], executor: str) -> dict:
+    """The manifest of a finished render (its ``qa`` is filled in by the caller)."""
+    spec, graph = plan.spec, plan.graph
+    cached = set(execution.cached)
+
+    def run_info(task_id: str) -> dict:
+        """Where a task's output came from: the cache, this render, or (not stored) the tasks that computed it."""
+        if not get_spec(graph[task_id].stage).cache:
+            computed_in = execution.inline.get(task_id, [])
+            return {"cache_key": keys[task_id], "stored": False, "cached": not computed_in,
+                    "computed_in": computed_in, "seconds": None, "worker": None, "attempts": 0}
+        record = execution.records.get(task_id) or store.record(keys[task_id]) or {}
+        return {"cache_key": keys[task_id], "stored": True, "cached": task_id in cached,
+                "seconds": record.get("seconds"), "worker": record.get("worker"),
+                "attempts": len(execution.failures.get(task_id, [])) + 1}
+
+    shots = []
+    for sp in plan.shots:
+        t = sp.timing
+        shots.append({
+            "id": sp.shot.shot_id,
+            "frames": [t.start, t.end],
+            "rendered": [t.render_start, t.render_end],
+            "handles": {"head": t.head, "tail": t.tail},
+            "seed": spec.shot_seed(sp.shot),
+            "transition": sp.shot.transition.model_dump(exclude_none=True),
+            "base_frames": sp.base_frames,
+            "factor": plan.factor,
+            "continuity": sp.continuity.model_dump(),
+            "keyframes": [
+                {"task": k, "timecode": graph[k].params.label.timecode, "frame": graph[k].window[0],
+                 "prompt": graph[k].params.prompt,
+                 "image": graph[k].params.image.content() if graph[k].params.image else None,
+                 "seed": graph[k].seed} | run_info(k)
+                for k in sp.keyframe_tasks
+            ],
+            "chunks": [
+                {"task": c, "window": [w.start, w.end], "frames": w.frames, "used": w.used, "trimmed": w.trimmed,
+                 "overlap": w.overlap, "seed": graph[c].seed,
+                 "keyframes": [d for d in graph[c].deps if graph[d].kind == "keyframe"],
+                 "anchors": [a.model_dump(mode="json", exclude_defaults=True)
+                             for a in getattr(graph[c].params, "anchors", [])] or None,
+                 "windows": [list(w) for w in getattr(graph[c].params, "windows", [])] or None} | run_info(c)
+                for c, w in zip(sp.chunk_tasks, sp.windows, strict=True)
+            ],
+            "interpolation": run_info(sp.interpolate_task) | {"task": sp.interpolate_task}
+            if sp.interpolate_task else None,
+        })
+    return {
+        "longvid_version": __version__,
+        "storyboard_hash": spec.content_hash(),
+        "title": spec.title,
+        "video": {"path": output.name, "fps": spec.fps, "width": spec.width, "height": spec.height,
+                  "frames": plan.total_frames, "duration": plan.total_frames / spec.fps,
+                  "codec": "h264", "pix_fmt": "yuv420p", "crf": crf, "preset": preset},
+        "backends": {
+            "keyframes": spec.models.keyframes.model_dump(),
+            "video": spec.models.video.model_dump() | {"frame_rule": str(plan.frame_rule), "chunk_frames": plan.chunk_frames},
+            "interpolation": spec.models.interpolation.model_dump() | {"resolved": plan.models.interpolation},
+        },
+        "continuity": spec.continuity.model_dump(),
+        "execution": {"executor": executor, "devices": devices, "ran": len(execution.ran),
+                      "cached": len(execution.cached), "computed_inline": len(execution.inline),
+                      "retried": sorted(execution.failures), "damaged": execution.damaged},
+        "notes": plan.notes,
+        "shots": shots,
+        "segments": [{"task": s, "frames": list(graph[s].window)} | run_info(s) for s in plan.encode_tasks],
+        "concat": {"task": "concat", "cache_key": keys["concat"]},
+        "render_seconds": round(render_seconds, 4),
+        "qa": None,
+    }

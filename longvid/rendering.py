@@ -1,0 +1,266 @@
+"""`render()`: compile -> whole-graph check -> execute -> seam QA -> manifest; and `status()`, what it would redo.
+
+Orchestration only: the plan comes from `planners.compile`, the check from `stages.check`, the work from
+`execution`, the manifest from `manifest`. Every task's output goes to the content-addressed cache first, the
+output's segments included; the MP4 is their stream-copy join, so a killed render resumes where it stopped and a
+render with everything cached encodes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from longvid.cache import (
+    BYTES_PER_PIXEL,
+    ArtifactStore,
+    TaskStatus,
+    default_cache_dir,
+    disk_full_message,
+    explain_change,
+    task_key,
+    write_atomic,
+)
+from longvid.errors import DiskFullError, OutputPathError, TaskFailedError, TaskUserError, UserError
+from longvid.execution.events import Event, Reporter, ignore
+from longvid.execution.executor import Execution, execute, task_record
+from longvid.execution.pools import make_pool, resolve_devices
+from longvid.manifest import build_manifest, manifest_path
+from longvid.planners.compile import Output, RenderPlan, compile_storyboard
+from longvid.stages import get_spec
+from longvid.stages.check import check_graph
+from longvid.stitching.colour import LabStats
+from longvid.stitching.encode import check_settings
+from longvid.stitching.seams import SeamReport, ShotSpan
+from longvid.storyboard import StoryboardSpec, load_storyboard
+
+
+def as_spec(storyboard: Any) -> StoryboardSpec:
+    """A validated `StoryboardSpec` from a path, a scene-API `Storyboard` or a spec."""
+    if isinstance(storyboard, StoryboardSpec):
+        return storyboard
+    if isinstance(storyboard, str | Path):
+        return load_storyboard(storyboard)
+    if hasattr(storyboard, "build"):
+        return storyboard.build()
+    raise TypeError(f"`storyboard` must be a path, a longvid.Storyboard or a StoryboardSpec, not {type(storyboard).__name__}")
+
+
+def check_output(output: str | Path) -> Path:
+    """The output path, or an `OutputPathError` saying why it cannot be used."""
+    path = Path(output)
+    if path.suffix.lower() != ".mp4":
+        raise OutputPathError(f"output must be an .mp4 file (got {str(output)!r})")
+    if path.is_dir():
+        raise OutputPathError(f"output {str(output)!r} is a directory")
+    if path.parent.exists() and not path.parent.is_dir():
+        raise OutputPathError(f"output folder {str(path.parent)!r} is a file")
+    return path
+
+
+def project_id(spec: StoryboardSpec) -> str:
+    """The namespace of a storyboard's task history: its file, or its title for storyboards built in Python."""
+    return spec.source or f"title:{spec.title}"
+
+
+def prepare(spec: StoryboardSpec, output: Output, reseed: dict[str, int] | None = None
+            ) -> tuple[RenderPlan, dict[str, str]]:
+    """The plan, checked as a whole before any device work, and the cache key of every task.
+
+    Raises:
+        PlanError: every task that breaks its stage's declaration.
+    """
+    plan = compile_storyboard(spec, reseed, output)
+    check_graph(plan.graph)
+    keys: dict[str, str] = {}
+    for task in plan.graph:  # topological order: inputs first
+        keys[task.id] = task_key(task.stage, get_spec(task.stage).code_version, task.params.content(), task.seed,
+                                 task.model, [keys[d] for d in task.deps])
+    return plan, keys
+
+
+def render(storyboard: Any, output: str | Path, *, cache_dir: str | Path | None = None, workers: int = 1,
+           devices: list[str] | None = None, executor: str = "local", ray_address: str | None = None,
+           max_attempts: int = 3, crf: int = 18, preset: str = "medium", qa_retry: int = 0,
+           qa_threshold: float = 2.0, cpu_workers: int | None = None, report: Reporter = ignore) -> dict:
+    """Render a storyboard to an MP4 and write its manifest beside it.
+
+    Args:
+        storyboard: a storyboard file path, a `longvid.Storyboard` (scene API) or a `StoryboardSpec`.
+        output: the ``.mp4`` to write; ``OUT.manifest.json`` is written beside it.
+        cache_dir: the artifact cache (default `default_cache_dir()`); finished tasks are never redone.
+        workers: worker processes on the CPU (1: run in this process); ignored when `devices` is given.
+        devices: one worker per entry, e.g. ``["cuda:0", "cuda:1"]``.
+        executor: ``local`` or ``ray`` (one Ray actor per device; the cache must be shared storage).
+        ray_address: an existing Ray cluster to join (default: start a local one).
+        max_attempts: tries per task before the render fails.
+        crf: x264 quality, 0 (lossless) to 51; 18 is visually lossless.
+        preset: x264 speed preset, ``ultrafast`` to ``veryslow``.
+        qa_retry: rounds in which a chunk whose seam scores above `qa_threshold` is generated again with a new
+            seed (0: never); every attempt is recorded in the manifest's ``qa``.
+        qa_threshold: the seam score above which a seam counts as visible (1.0 is invisible).
+        cpu_workers: threads of this process that encode segments and draw previews (default: one per core).
+        report: called with each progress `Event`; the plan's notes come first, as ``note`` events.
+
+    Returns:
+        The manifest, as written.
+
+    Raises:
+        StoryboardError, UserError: bad input, or a user error raised inside a task; nothing is written.
+        PlanError: tasks that break their stages' declarations (found before any device work).
+        TaskFailedError: tasks failed after their retries; no file appears at `output`.
+        DiskFullError: the cache's disk is full; the render stopped at once.
+    """
+    # 1. check inputs
+    began = time.perf_counter()
+    spec = as_spec(storyboard)
+    output = check_output(output)
+    try:
+        check_settings(crf, preset)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    device_list = resolve_devices(workers, devices)
+    store = ArtifactStore(cache_dir if cache_dir is not None else default_cache_dir())
+    project = project_id(spec)
+    settings = Output(crf, preset, str(output.resolve()))
+
+    # 2. plan: compiled once, checked as a whole, keyed; its notes first
+    plan, keys = prepare(spec, settings)
+    for note in plan.notes:
+        report(Event("note", message=note))
+    _warn_if_the_disk_is_small(plan, keys, store, report)
+    gpus = max((get_spec(t.stage).resources.get("gpus", 0) for t in plan.graph), default=0) or 1
+
+    def run(targets: list[str] | None) -> Execution:
+        pool = make_pool(executor, device_list, store.root, ray_address, gpus=gpus, lanes=cpu_workers)
+        done = execute(plan.graph, keys, store, pool, project=project, report=report, max_attempts=max_attempts,
+                       targets=targets)
+        _raise_failures(done, store)
+        return done
+
+    # 3. execute; with --qa-retry, the segments first, measured, and chunks with visible seams made again
+    reseed: dict[str, int] = {}
+    attempts: list[dict] = []
+    executions: list[Execution] = []
+    while True:
+        last_round = len(attempts) >= qa_retry
+        executions.append(run(None if last_round else plan.encode_tasks))
+        qa = seam_qa(plan, keys, store)
+        visible = [s for s in qa["seams"] if s["score"] is not None and s["score"] > qa_threshold]
+        attempts.append({"round": len(attempts), "summary": qa["summary"], "regenerate": [
+            {"shot": s["shot"], "chunk": s["chunk"], "score": s["score"], "task": _seam_task(plan, s),
+             "seed": plan.graph[_seam_task(plan, s)].seed} for s in visible]})
+        if last_round:
+            break
+        if not visible:
+            executions.append(run(None))  # join the segments: only the concat runs
+            break
+        for seam in visible:
+            task = _seam_task(plan, seam)
+            reseed[task] = reseed.get(task, 0) + 1
+            report(Event("qa", task=task, message=f"seam score {seam['score']:.2f} > {qa_threshold:g}: generating "
+                                                  f"it again with a new seed"))
+        plan, keys = prepare(spec, settings, reseed)
+
+    # 4. manifest
+    seconds = time.perf_counter() - began
+    manifest = build_manifest(plan, keys, store, _combined(executions), output, crf=crf, preset=preset,
+                              render_seconds=seconds, devices=device_list, executor=executor)
+    manifest["qa"] = qa | {"threshold": qa_threshold, "attempts": attempts if qa_retry else None}
+    write_atomic(manifest_path(output), json.dumps(manifest, indent=2) + "\n")
+    report(Event("finished", seconds=seconds, done=plan.total_frames, total=plan.total_frames, message=str(output)))
+    return manifest
+
+
+def status(storyboard: Any, *, cache_dir: str | Path | None = None, crf: int = 18, preset: str = "medium"
+           ) -> list[TaskStatus]:
+    """Every task of the storyboard, fresh, stale or missing in the cache, with the reasons it would run again.
+
+    A task whose output is not stored (a preview chunk) is fresh while the tasks that read it are; the concat is
+    fresh when it last ran with the same key and nothing before it runs again. `crf` and `preset` are those of
+    the render to compare with (they decide the segments' keys).
+    """
+    spec = as_spec(storyboard)
+    plan, keys = prepare(spec, Output(crf, preset))
+    store = ArtifactStore(cache_dir if cache_dir is not None else default_cache_dir())
+    project = project_id(spec)
+    order = list(plan.graph)
+    records = {t.id: task_record(t, get_spec(t.stage).code_version, keys) | {"key": keys[t.id]} for t in order}
+    rows: dict[str, TaskStatus] = {}
+    for task in order:
+        if get_spec(task.stage).cache:
+            rows[task.id] = store.status(project, task.id, keys[task.id], records[task.id])
+    # not stored: first those read by other tasks (after their readers), then the concat, which sees everything
+    later = [t for t in reversed(order) if t.id not in rows]
+    for task in sorted(later, key=lambda t: not plan.graph.consumers(t.id)):
+        consumers = plan.graph.consumers(task.id)
+        rerun = [c for c in consumers if rows[c].state != "fresh"] if consumers else \
+            [t for t, row in rows.items() if row.state != "fresh"]
+        last = store.last(project, task.id)
+        if last is None:
+            rows[task.id] = TaskStatus(task.id, "missing", ("never_rendered",))
+        elif last.get("key") != keys[task.id]:
+            rows[task.id] = TaskStatus(task.id, "stale", tuple(explain_change(last, records[task.id]))
+                                       or ("key_changed",))
+        elif rerun:
+            reason = f"needed_by: {', '.join(rerun)}" if consumers else f"inputs_rerun: {len(rerun)} tasks"
+            rows[task.id] = TaskStatus(task.id, "stale", (reason,))
+        else:
+            rows[task.id] = TaskStatus(task.id, "fresh")
+    return [rows[t.id] for t in order]
+
+
+def seam_qa(plan: RenderPlan, keys: dict[str, str], store: ArtifactStore) -> dict:
+    """The seam report of a render, from the measures its encode tasks kept in their cache records."""
+    shots = []
+    for sp in plan.shots:
+        anchor = LabStats.of(store.load(keys[sp.opening_keyframe])) if sp.opening_keyframe else None
+        shots.append(ShotSpan(sp.shot.shot_id, range(sp.timing.start, sp.timing.end), sp.chunk_spans, anchor))
+    report = SeamReport(shots)
+    for task_id in plan.encode_tasks:
+        report.add(plan.graph[task_id].window[0], store.record(keys[task_id])["qa"])
+    return report.report()
+
+
+def _seam_task(plan: RenderPlan, seam: dict) -> str:
+    """The task that generated the chunk after a seam (for latent-blend, the shot's one task)."""
+    shot = next(sp for sp in plan.shots if sp.shot.shot_id == seam["shot"])
+    return shot.chunk_tasks[min(seam["chunk"], len(shot.chunk_tasks) - 1)]
+
+
+def _raise_failures(execution: Execution, store: ArtifactStore) -> None:
+    fatal = execution.fatal
+    if fatal and fatal["disk_full"]:
+        raise DiskFullError(f"{fatal['task']}: {disk_full_message(store.root)}")
+    if fatal:
+        raise TaskUserError(fatal["task"], fatal["exception"], fatal["message"])
+    if execution.failed:
+        raise TaskFailedError({t: execution.failures[t] for t in execution.failed}, len(execution.blocked), execution)
+
+
+def _warn_if_the_disk_is_small(plan: RenderPlan, keys: dict[str, str], store: ArtifactStore, report: Reporter) -> None:
+    """Before any work: the space the render's new artifacts will take, against the free space of the cache."""
+    pixels = plan.spec.width * plan.spec.height
+    need = sum(BYTES_PER_PIXEL[spec.output] * pixels * task.frames for task in plan.graph
+               if (spec := get_spec(task.stage)).cache and not store.has(keys[task.id]))
+    free = store.free_bytes()
+    if need > free:
+        report(Event("warning", message=f"this render needs about {need / 2**30:.2f} GiB in the cache at "
+                                        f"{store.root}, which has {free / 2**30:.2f} GiB free: free some with "
+                                        f"`longvid cache clean --older-than 7d`, or use --cache DIR on a larger disk"))
+
+
+def _combined(executions: list[Execution]) -> Execution:
+    """One account of several rounds of execution (`--qa-retry`)."""
+    out = Execution()
+    for e in executions:
+        out.ran += [t for t in e.ran if t not in out.ran]
+        out.records |= e.records
+        out.failures |= e.failures
+        out.damaged += e.damaged
+        for task, by in e.inline.items():
+            out.inline.setdefault(task, []).extend(by)
+    out.cached = [t for t in executions[0].cached if t not in out.ran]
+    return out

@@ -1,0 +1,214 @@
+"""Seam QA: measured on the output frames as they are encoded (segment by segment), or from a finished video.
+
+Per seam (where a chunk takes over from the one before it): the **seam score**, the mean absolute difference
+between consecutive frames across the seam (every step of its blend, from the outgoing chunk alone to the incoming
+one alone) divided by the median difference between consecutive frames inside the shot's chunks, so 1.0 means the
+seam moves no more than the video does; and the **warp error**, the mean absolute error of warping one frame onto
+the next with optical flow across the seam (OpenCV DIS, when OpenCV is installed), which tells motion from a jump.
+Per chunk: the **colour drift**, the CIE76 delta-E between the chunk's mean Lab colour and its shot's anchor (the
+opening keyframe, else the shot's first frame).
+
+Two halves: a `FrameMeter` turns a run of frames into per-pair and per-frame measures (small: a few numbers a
+frame, kept in each encode segment's cache record); a `SeamReport` turns the measures of the whole timeline into
+the report, shot by shot, holding one shot's numbers at a time. Differences and warp errors are taken on a sample
+about 160 pixels wide, colours on one about 80 wide: the same scores (ratios of differences) at a fraction of the
+cost of full frames.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from longvid.stitching.colour import LabStats, delta_e, rgb_to_lab
+from longvid.timing import ChunkSpan, chunk_spans
+
+__all__ = ["ChunkSpan", "FrameMeter", "SeamReport", "ShotSpan", "chunk_spans", "layout", "measure", "warp_error"]
+
+
+@dataclass
+class ShotSpan:
+    """A shot on the output timeline, with its chunks and its colour anchor (None: its first frame)."""
+
+    id: str
+    frames: range
+    chunks: list[ChunkSpan]
+    anchor: LabStats | None = None
+
+
+def layout(manifest: Mapping) -> list[ShotSpan]:
+    """Where every shot and chunk of a render lies on its output timeline, from its manifest."""
+    shots = []
+    for shot in manifest["shots"]:
+        frames = range(*shot["frames"])
+        windows = [(c["window"][0], c["window"][1], c["overlap"]) for c in shot["chunks"]]
+        if len(shot["chunks"]) == 1 and shot["chunks"][0].get("windows"):  # latent-blend: chunks in one task
+            windows = [(a, a + used, o) for a, _, used, o in shot["chunks"][0]["windows"]]
+        shots.append(ShotSpan(shot["id"], frames, chunk_spans(windows, shot["rendered"][0], shot.get("factor", 1.0),
+                                                              frames)))
+    return shots
+
+
+def _small(frame: np.ndarray, width: int = 160) -> np.ndarray:
+    step = max(1, frame.shape[1] // width)
+    return frame[::step, ::step]
+
+
+def warp_error(a: np.ndarray, b: np.ndarray) -> float | None:
+    """Mean absolute error (0-255) of `b` against `a` warped onto it by DIS optical flow; None without OpenCV."""
+    try:
+        import cv2
+    except ImportError:
+        return None
+    a, b = np.ascontiguousarray(_small(a)), np.ascontiguousarray(_small(b))
+    ga, gb = cv2.cvtColor(a, cv2.COLOR_RGB2GRAY), cv2.cvtColor(b, cv2.COLOR_RGB2GRAY)
+    flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST).calc(gb, ga, None)
+    h, w = gb.shape
+    grid = np.stack(np.meshgrid(np.arange(w), np.arange(h)), axis=-1).astype(np.float32)
+    warped = cv2.remap(a, grid + flow, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return float(np.abs(warped.astype(np.float32) - b.astype(np.float32)).mean())
+
+
+class FrameMeter:
+    """Measures a run of frames fed in order.
+
+    Args:
+        shots: runs of ``(shot id, frames)`` covering the run: pairs are measured only inside one shot.
+        seams: positions t whose pair ``(t - 1, t)`` crosses a seam: their warp error is measured too.
+        lead: frames at the start that belong to a neighbour (measured as pairs, but their colour is not).
+        flow: measure warp errors (needs OpenCV).
+
+    `measures()` gives positions relative to the first frame after the lead: the pair ``(t - 1, t)`` under
+    ``t``, so a lead frame's pair with the first frame is ``0``.
+    """
+
+    def __init__(self, shots: Iterable[tuple[str, int]], seams: Iterable[int] = (), *, lead: int = 0, flow: bool = True):
+        self.owner = [sid for sid, count in shots for _ in range(count)]
+        self.seams, self.lead, self.flow = set(seams), lead, flow
+        self.diffs: list[list[float]] = []
+        self.warps: list[list[float]] = []
+        self.labs: list[list[float]] = []
+        self._previous: np.ndarray | None = None
+        self._index = 0
+
+    def add(self, frame: np.ndarray) -> None:
+        j = self._index
+        small = _small(frame)
+        if self._previous is not None and j < len(self.owner) and self.owner[j] == self.owner[j - 1]:
+            diff = np.abs(small.astype(np.int16) - self._previous).mean()
+            self.diffs.append([j - self.lead, round(float(diff), 5)])
+            if self.flow and j in self.seams and (warp := warp_error(self._previous, small)) is not None:
+                self.warps.append([j - self.lead, round(warp, 5)])
+        if j >= self.lead:
+            self.labs.append([round(float(v), 4) for v in rgb_to_lab(_small(frame, 80)).reshape(-1, 3).mean(axis=0)])
+        self._previous = small
+        self._index += 1
+
+    def measures(self) -> dict:
+        """JSON-ready: ``diffs`` and ``warps`` as ``[t, value]`` pairs, ``labs`` one Lab mean per frame."""
+        return {"diffs": self.diffs, "warps": self.warps, "labs": self.labs}
+
+
+@dataclass
+class _ShotState:
+    diffs: dict[int, float] = field(default_factory=dict)
+    warps: dict[int, float] = field(default_factory=dict)
+    lab_sums: dict[int, np.ndarray] = field(default_factory=dict)
+    lab_counts: dict[int, int] = field(default_factory=dict)
+    first: np.ndarray | None = None
+
+
+class SeamReport:
+    """Feed it the measures of the timeline in order (`add`), then read `report()`; a shot's numbers are let go
+    once it is reported, so memory stays flat in the length of the video."""
+
+    def __init__(self, shots: list[ShotSpan]):
+        self.shots = shots
+        self._starts = [s.frames.start for s in shots]
+        self._states: dict[int, _ShotState] = {}
+        self._done = 0  # shots before this one are reported
+        self.seams: list[dict] = []
+        self.drifts: list[dict] = []
+
+    def _shot(self, t: int) -> int | None:
+        i = bisect_right(self._starts, t) - 1
+        return i if i >= 0 and t in self.shots[i].frames else None
+
+    def add(self, start: int, measures: Mapping) -> None:
+        """The measures of frames from output frame `start` on (positions as `FrameMeter.measures` gives them)."""
+        while self._done < len(self.shots) and self.shots[self._done].frames.stop <= start:
+            self._finish(self._done)
+        for key, values in (("diffs", measures["diffs"]), ("warps", measures["warps"])):
+            for t, value in values:
+                s = self._shot(start + t)
+                if s is not None:
+                    getattr(self._states.setdefault(s, _ShotState()), key)[start + t] = value
+        for j, lab in enumerate(measures["labs"]):
+            t = start + j
+            s = self._shot(t)
+            if s is None:
+                continue
+            state, lab = self._states.setdefault(s, _ShotState()), np.asarray(lab, dtype=np.float64)
+            if t == self.shots[s].frames.start:
+                state.first = lab
+            for c in self.shots[s].chunks:
+                if t in c.frames:
+                    state.lab_sums[c.index] = state.lab_sums.get(c.index, 0) + lab
+                    state.lab_counts[c.index] = state.lab_counts.get(c.index, 0) + 1
+
+    def _finish(self, s: int) -> None:
+        shot, state = self.shots[s], self._states.pop(s, _ShotState())
+        self._done = s + 1
+        seam_ts = {t for c in shot.chunks for t in c.seam_pairs}
+        inside = [d for t, d in state.diffs.items() if t not in seam_ts]
+        typical = float(np.median(inside)) if inside else None
+        for c in shot.chunks[1:]:
+            pairs = [t for t in c.seam_pairs if t in state.diffs]
+            if not pairs:
+                continue
+            across = float(np.mean([state.diffs[t] for t in pairs]))
+            warps = [state.warps[t] for t in pairs if t in state.warps]
+            self.seams.append({"shot": shot.id, "chunk": c.index, "frames": [pairs[0] - 1, pairs[-1]],
+                               "difference": round(across, 3),
+                               "score": round(across / max(typical, 1e-6), 3) if typical is not None else None,
+                               "warp_error": round(float(np.mean(warps)), 3) if warps else None})
+        anchor = shot.anchor.mean if shot.anchor is not None else state.first
+        for c in shot.chunks:
+            if state.lab_counts.get(c.index) and anchor is not None:
+                mean = state.lab_sums[c.index] / state.lab_counts[c.index]
+                self.drifts.append({"shot": shot.id, "chunk": c.index, "colour_drift": round(delta_e(mean, anchor), 3)})
+
+    def report(self) -> dict:
+        """``{"seams": [...], "chunks": [...], "summary": {...}}``, JSON-ready."""
+        while self._done < len(self.shots):
+            self._finish(self._done)
+        scores = [s["score"] for s in self.seams if s["score"] is not None]
+        drifts = [d["colour_drift"] for d in self.drifts]
+        return {"seams": self.seams, "chunks": self.drifts, "summary": {
+            "seams": len(self.seams),
+            "mean_seam_score": round(float(np.mean(scores)), 3) if scores else None,
+            "worst_seam_score": round(max(scores), 3) if scores else None,
+            "mean_colour_drift": round(float(np.mean(drifts)), 3) if drifts else None}}
+
+
+def measure(frames: Iterable[np.ndarray], shots: list[ShotSpan], *, flow: bool = True) -> dict:
+    """QA of a whole frame sequence that starts at output frame 0 (see `FrameMeter` and `SeamReport`)."""
+    end = max((s.frames.stop for s in shots), default=0)
+    owner: list[tuple[str, int]] = []
+    t = 0
+    for shot in sorted(shots, key=lambda s: s.frames.start):
+        if shot.frames.start > t:
+            owner.append(("", shot.frames.start - t))
+        owner.append((shot.id, len(shot.frames)))
+        t = shot.frames.stop
+    seams = {t for s in shots for c in s.chunks for t in c.seam_pairs}
+    meter = FrameMeter(owner, seams, flow=flow)
+    for i, frame in enumerate(frames):
+        if i < end:
+            meter.add(frame)
+    report = SeamReport(shots)
+    report.add(0, meter.measures())
+    return report.report()

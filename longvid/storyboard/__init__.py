@@ -1,0 +1,39 @@
+"""The storyboard: its schema (`schema`), the checks of its meaning (`checks`), and loading it (`load`)."""
+
+from longvid.storyboard.checks import check_semantics
+from longvid.storyboard.load import json_schema, load_storyboard, validate_data
+from longvid.storyboard.schema import (
+    CHARACTER_REF,
+    ContinuitySpec,
+    InterpolationSpec,
+    KeyframeModelSpec,
+    KeyframeSpec,
+    LoraSpec,
+    ModelsSpec,
+    PipelineOptions,
+    SchedulerSpec,
+    ShotSpec,
+    StoryboardSpec,
+    TransitionSpec,
+    VideoModelSpec,
+)
+
+__all__ = [
+    "CHARACTER_REF",
+    "ContinuitySpec",
+    "InterpolationSpec",
+    "KeyframeModelSpec",
+    "KeyframeSpec",
+    "LoraSpec",
+    "ModelsSpec",
+    "PipelineOptions",
+    "SchedulerSpec",
+    "ShotSpec",
+    "StoryboardSpec",
+    "TransitionSpec",
+    "VideoModelSpec",
+    "check_semantics",
+    "json_schema",
+    "load_storyboard",
+    "validate_data",
+]

@@ -1,0 +1,183 @@
+"""Meaning: every problem that needs the whole storyboard to see, once its structure is sound.
+
+Duplicate shot ids, unknown ``{character}`` references, keyframes outside their shot, crossfades that do not fit,
+shots too short to hold a frame, an overlap too long for the chunks, and what the models can and cannot do. Every
+problem is collected, never just the first.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+import longvid.timing as timing
+from longvid.errors import Problem
+from longvid.families import Family, get_family, model_problem, pipeline_class
+from longvid.storyboard.schema import CHARACTER_REF, ContinuitySpec, StoryboardSpec
+
+
+def check_semantics(spec: StoryboardSpec) -> list[Problem]:
+    """Every problem that needs the whole storyboard to see, as `Problem`s with paths."""
+    problems: list[Problem] = []
+
+    def add(path: tuple, message: str) -> None:
+        problems.append(Problem(message, path))
+
+    names = sorted(spec.characters)
+    seen: dict[str, int] = {}
+    for i, shot in enumerate(spec.shots):
+        if shot.shot_id in seen:
+            add(("shots", i, "id"), f"duplicate shot id {shot.shot_id!r} (first used by shots[{seen[shot.shot_id]}])")
+        seen.setdefault(shot.shot_id, i)
+        prompts = [(("shots", i, "prompt"), shot.prompt)]
+        prompts += [(("shots", i, "keyframes", k, "prompt"), kf.prompt) for k, kf in enumerate(shot.keyframes)]
+        for path, prompt in prompts:
+            for ref in CHARACTER_REF.findall(prompt or ""):
+                if ref not in spec.characters:
+                    known = ", ".join(names) if names else "none are defined under `characters`"
+                    add(path, f"unknown character `{{{ref}}}`{did_you_mean(ref, names, '{', '}')}; characters: {known}")
+        frames_at: dict[int, int] = {}
+        for k, kf in enumerate(shot.keyframes):
+            if kf.at > shot.duration + 1e-9:
+                add(
+                    ("shots", i, "keyframes", k, "at"),
+                    f"`at` ({kf.at:g}) is outside shot {shot.shot_id!r}, which lasts {shot.duration:g} s",
+                )
+            frame = timing.seconds_to_frames(kf.at, spec.fps)
+            if frame in frames_at:
+                add(("shots", i, "keyframes", k, "at"), f"two keyframes at frame {frame} (at {kf.at:g} s)")
+            frames_at[frame] = k
+            if kf.image is not None and not (spec.base_dir / kf.image).is_file():
+                add(("shots", i, "keyframes", k, "image"), f"image file not found: {spec.base_dir / kf.image}")
+
+    last = len(spec.shots) - 1
+    for i, shot in enumerate(spec.shots):
+        fade = shot.transition.duration
+        if fade is None:
+            continue
+        if i == last:
+            add(("shots", i, "transition"), "the last shot has no next shot to crossfade into; use a cut")
+            continue
+        nxt = spec.shots[i + 1]
+        for neighbour in (shot, nxt):
+            if fade > neighbour.duration:
+                add(
+                    ("shots", i, "transition", "duration"),
+                    f"crossfade ({fade:g} s) is longer than shot {neighbour.shot_id!r} ({neighbour.duration:g} s)",
+                )
+                break
+
+    if not problems:
+        shot_timings = spec.timings()
+        for i, t in enumerate(shot_timings):
+            if t.frames < 1:
+                add(("shots", i, "duration"), f"`duration` ({spec.shots[i].duration:g}) is under one frame at {spec.fps:g} fps")
+        for i in range(1, len(shot_timings) - 1):
+            t = shot_timings[i]
+            if shot_timings[i - 1].tail + shot_timings[i + 1].head > t.frames:
+                add(
+                    ("shots", i, "duration"),
+                    f"the crossfades into and out of shot {spec.shots[i].shot_id!r} overlap: "
+                    f"together they need more than its {t.frames} frames",
+                )
+
+    interp = spec.models.interpolation
+    if interp.base_fps is not None and interp.base_fps > spec.fps:
+        add(("models", "interpolation", "base_fps"),
+            f"`base_fps` ({interp.base_fps:g}) must not exceed the output `fps` ({spec.fps:g})")
+    if interp.backend == "rife-ncnn" and interp.model and not (spec.base_dir / interp.model).is_dir():
+        add(("models", "interpolation", "model"), f"RIFE ncnn model folder not found: {spec.base_dir / interp.model}")
+    video = spec.models.video
+    family = get_family(video.family)
+    legal = timing.FrameRule.parse(family.frame_rule).at_least(video.frames_asked)
+    for where, cont in [(("continuity",), spec.continuity)] + [
+            (("shots", i, "continuity"), spec.continuity_for(shot)) for i, shot in enumerate(spec.shots) if shot.continuity]:
+        if cont.overlap_frames > (legal - 1) // 2:
+            add((*where, "overlap"), f"`overlap` ({cont.overlap}) must be less than half the chunk length "
+                                     f"({legal} frames), at most {(legal - 1) // 2}")
+    problems += _model_problems(spec)
+    return problems
+
+
+def _model_problems(spec: StoryboardSpec) -> list[Problem]:
+    """The models section against the shots: loadable models, sizes, and what the video family can condition on."""
+    problems: list[Problem] = []
+    video, keyframes = spec.models.video, spec.models.keyframes
+    family = get_family(video.family)
+    if keyframes.engine == "diffusers" and not keyframes.model:
+        problems.append(Problem("the diffusers keyframe backend needs `model`: a hub id or a diffusers folder",
+                                ("models", "keyframes")))
+    for where, options in (("keyframes", keyframes), ("video", video)):
+        if options.model and (why := model_problem(options.model, spec.base_dir)):
+            problems.append(Problem(why, ("models", where, "model")))
+    if family.name == "preview":
+        return problems
+    if not video.model:
+        problems.append(Problem(f"family {family.name!r} needs `model`: a hub id such as "
+                                f"{family.known_models[0]!r} or a local folder in diffusers format",
+                                ("models", "video")))
+        return problems
+    for side in ("width", "height"):
+        if getattr(spec, side) % family.size_multiple:
+            problems.append(Problem(f"`{side}` ({getattr(spec, side)}) must be a multiple of "
+                                    f"{family.size_multiple} for {family.name}", (side,)))
+    declared = pipeline_class(video.model, spec.base_dir)
+    if declared and declared not in family.pipelines:
+        problems.append(Problem(f"{video.model} is a {declared}, not a {family.name} model "
+                                f"({', '.join(family.pipelines)}); check `family`", ("models", "video", "model")))
+        return problems
+    abilities, source = spec.video_abilities()
+    what = f"{video.model} ({source})" if source else video.model
+    drawn = keyframes.engine == "diffusers"
+    for where, cont in [(("continuity",), spec.continuity)] + [
+            (("shots", i, "continuity"), spec.continuity_for(shot)) for i, shot in enumerate(spec.shots) if shot.continuity]:
+        problems += _strategy_problems(where, cont, family, abilities, what, drawn)
+    for i, shot in enumerate(spec.shots):
+        opening = next((kf for kf in shot.keyframes if timing.seconds_to_frames(kf.at, spec.fps) == 0), None)
+        if "text" not in abilities and not drawn and not (opening and opening.image):
+            problems.append(Problem(f"{what} needs an image to start each shot: set models.keyframes.model (an "
+                                    f"image model) or give shot {shot.shot_id!r} a keyframe `image:` at 0 s",
+                                    ("shots", i)))
+        for k, kf in enumerate(shot.keyframes):
+            later = timing.seconds_to_frames(kf.at, spec.fps) > 0
+            if "first" not in abilities:
+                problems.append(Problem(f"{what} generates from text only: it cannot start from or pass through a "
+                                        f"keyframe; remove it or use an image-to-video model", ("shots", i, "keyframes", k)))
+            elif later and not abilities & {"last", "any"}:
+                problems.append(Problem(f"{what} conditions on the first frame only: it cannot pass through a "
+                                        f"keyframe at {kf.at:g} s (last-frame anchoring needs wan image-to-video or "
+                                        f"ltx); move it to a new shot", ("shots", i, "keyframes", k, "at")))
+    return problems
+
+
+def _strategy_problems(where: tuple, cont: ContinuitySpec, family: Family, abilities: frozenset[str], what: str,
+                       drawn: bool) -> list[Problem]:
+    """What a continuity strategy needs from the model family."""
+    strategy, tc = cont.strategy, family.temporal_compression
+    if strategy == "keyframe-anchored" and not abilities & {"last", "any"}:
+        return [Problem(f"{what} cannot end a chunk on a keyframe: keyframe-anchored needs a first-last-frame "
+                        f"model (wan FLF2V, ltx)", (*where, "strategy"))]
+    if strategy == "keyframe-anchored" and not drawn:
+        return [Problem("keyframe-anchored needs keyframe images: set models.keyframes.model", (*where, "strategy"))]
+    if strategy == "prefix" and "first" not in abilities:
+        return [Problem(f"{what} generates from text only: prefix needs a model that continues from an image",
+                        (*where, "strategy"))]
+    if strategy == "prefix" and cont.prefix_frames > 1 and "any" not in abilities:
+        return [Problem(f"`prefix_frames` ({cont.prefix_frames}): {what} continues from one image; only ltx "
+                        f"takes several frames", (*where, "prefix_frames"))]
+    if strategy in ("shared-noise", "latent-blend") and family.name == "ltx":
+        return [Problem(f"ltx draws its own noise for conditioned chunks: {strategy} cannot set it; use "
+                        f"overlap-blend or prefix", (*where, "strategy"))]
+    if strategy == "latent-blend" and "text" not in abilities:
+        return [Problem(f"latent-blend denoises a shot's chunks side by side, so none can start from another; "
+                        f"{what} needs an image for every chunk: use prefix or overlap-blend", (*where, "strategy"))]
+    if strategy in ("shared-noise", "latent-blend") and (cont.overlap < 1 or (cont.overlap - 1) % tc):
+        near = sorted({max(1, cont.overlap - (cont.overlap - 1) % tc), cont.overlap - (cont.overlap - 1) % tc + tc} - {0})
+        return [Problem(f"`overlap` ({cont.overlap}) must be 1 more than a multiple of {tc} for {family.name}, so "
+                        f"that overlapping frames share whole latent frames (try {' or '.join(map(str, near))})",
+                        (*where, "overlap"))]
+    return []
+
+
+def did_you_mean(word: str, choices: list[str], left: str = "`", right: str = "`") -> str:
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f" (did you mean {left}{close[0]}{right}?)" if close else ""

@@ -1,0 +1,309 @@
+"""The storyboard schema: pydantic models, field by field, with the JSON Schema editors read.
+
+Structure only (types, ranges, unknown keys); what needs the whole storyboard to see is in `checks`, and reading a
+file with positions in `load`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+import longvid.timing as timing
+from longvid.errors import Problem
+from longvid.families import checkpoint_abilities, get_family
+
+Camera = Literal["static", "push-in", "pull-out", "zoom-in", "zoom-out", "pan-left", "pan-right", "tilt-up", "tilt-down"]
+CHARACTER_REF = re.compile(r"\{([^{}]*)\}")
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class KeyframeSpec(_Spec):
+    """A moment a shot must pass through: a prompt for the image model, or a user image."""
+
+    at: float = Field(ge=0, description="Seconds from the start of the shot.")
+    prompt: str | None = Field(None, min_length=1, description="Defaults to the shot's prompt.")
+    image: str | None = Field(None, description="A user image, relative to the storyboard file; used as is.")
+
+
+class TransitionSpec(_Spec):
+    """How a shot ends: a cut, or a crossfade into the next shot centred on the cut."""
+
+    type: Literal["cut", "crossfade"] = "cut"
+    duration: float | None = Field(None, gt=0, description="Seconds; crossfade only.")
+
+    @model_validator(mode="after")
+    def _duration_matches_type(self) -> TransitionSpec:
+        if self.type == "crossfade" and self.duration is None:
+            raise ValueError("a crossfade needs a `duration` in seconds, e.g. {type: crossfade, duration: 0.5}")
+        if self.type == "cut" and self.duration is not None:
+            raise ValueError(f"a cut has no `duration` (got {self.duration}); use type: crossfade")
+        return self
+
+
+def _transition_shorthand(value: Any) -> Any:
+    # `transition: cut` is the common case; allow it as a bare word.
+    return {"type": value} if isinstance(value, str) else value
+
+
+class ContinuitySpec(_Spec):
+    """How consecutive chunks of a shot join (storyboard-wide, and per shot where a shot sets its own)."""
+
+    strategy: Literal["cut", "overlap-blend", "shared-noise", "latent-blend", "prefix", "keyframe-anchored"] = Field(
+        "overlap-blend", description="cut: no overlap; overlap-blend: blend overlapping frames; shared-noise: "
+        "overlapping frames also share their initial noise; latent-blend: a shot's chunks are denoised together, "
+        "their shared latent frames averaged after every step; prefix: each chunk continues from the previous "
+        "one's frames; keyframe-anchored: chunks run from keyframe to keyframe (Wan FLF2V, LTX).")
+    overlap: int = Field(8, ge=0, description="Frames shared by consecutive chunks.")
+    ramp: Literal["linear", "cosine", "pyramid"] = "cosine"
+    noise: Literal["repeat", "shuffle"] = Field(
+        "repeat", description="shared-noise: later chunks reuse the first chunk's noise frames in order, or "
+        "shuffled within each window (FreeNoise).")
+    prefix_frames: int = Field(1, ge=1, le=64, description="prefix: frames of the previous chunk to continue "
+                                                           "from (more than 1 needs ltx).")
+    prefix_strength: float = Field(1.0, ge=0, le=1, description="prefix: how strongly they hold (ltx).")
+    prefix_noise: float = Field(0.0, ge=0, le=1, description="prefix: Gaussian noise added to them, as a fraction "
+                                                            "of the pixel range (0.03 is light).")
+    colour_anchor: float = Field(0.0, ge=0, le=1, description="Match each chunk's Lab mean and spread to the "
+                                                             "shot's opening keyframe, this much (0: off).")
+
+    @property
+    def overlap_frames(self) -> int:
+        return 0 if self.strategy == "cut" else self.overlap
+
+
+class ShotSpec(_Spec):
+    """One continuous shot."""
+
+    id: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        description="Stable name; seeds and cache keys derive from it. Defaults to shot01, shot02, ...",
+    )
+    prompt: str = Field(min_length=1)
+    duration: float = Field(gt=0, description="Seconds.")
+    camera: Camera = "static"
+    negative_prompt: str | None = None
+    keyframes: list[KeyframeSpec] = Field(default_factory=list)
+    transition: Annotated[TransitionSpec, Field(default_factory=TransitionSpec)]
+    seed: int | None = Field(None, ge=0, lt=2**63, description="Overrides the storyboard seed for this shot.")
+    continuity: ContinuitySpec | None = Field(None, description="Overrides the storyboard's, key by key.")
+
+    _transition = field_validator("transition", mode="before")(_transition_shorthand)
+
+    @property
+    def shot_id(self) -> str:
+        assert self.id is not None, "ids are filled in by StoryboardSpec"
+        return self.id
+
+
+class LoraSpec(_Spec):
+    """A LoRA applied to the pipeline."""
+
+    path: str = Field(description="Hub id, folder or .safetensors file.")
+    weight: float = Field(1.0, ge=-10, le=10)
+    weight_name: str | None = Field(None, description="The file inside a hub repo or folder, when it holds several.")
+
+
+class SchedulerSpec(_Spec):
+    """Replace the pipeline's scheduler: a diffusers scheduler class, built from the pipeline's config."""
+
+    name: str = Field(description="A diffusers scheduler class, e.g. UniPCMultistepScheduler.")
+    config: dict[str, Any] = Field(default_factory=dict, description="Overrides, e.g. {flow_shift: 3.0}.")
+
+
+class PipelineOptions(_Spec):
+    """How a diffusers pipeline is loaded and run (shared by the keyframe and the video model)."""
+
+    model: str | None = Field(None, description="Hub id or local folder in diffusers format.")
+    steps: int | None = Field(None, ge=1, le=1000, description="num_inference_steps; default per model.")
+    guidance: float | None = Field(None, ge=0, le=50, description="guidance_scale; default per model.")
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
+        "auto", description="auto: bfloat16 on CUDA, float32 on the CPU.")
+    offload: Literal["none", "model", "sequential"] = Field(
+        "none", description="CPU offload: whole models (some slowdown) or layer by layer (slow, least memory).")
+    vae_tiling: bool = False
+    vae_slicing: bool = False
+    attention: Literal["sdpa", "xformers"] = Field("sdpa", description="xformers needs CUDA and longvid[xformers].")
+    loras: list[LoraSpec] = Field(default_factory=list)
+    scheduler: SchedulerSpec | None = None
+
+
+class VideoModelSpec(PipelineOptions):
+    """The model that generates each shot's chunks. ``preview`` needs no weights."""
+
+    family: Literal["preview", "svd", "cogvideox", "wan", "ltx", "animatediff"] = "preview"
+    chunk_frames: int | None = Field(None, ge=1, le=1025, description="Frames per chunk at the base rate; "
+                                                                      "default per family, made legal for it.")
+    motion_adapter: str | None = Field(None, description="animatediff: a MotionAdapter hub id or folder, when "
+                                                         "`model` is a plain Stable Diffusion model.")
+
+    @property
+    def frames_asked(self) -> int:
+        return self.chunk_frames or get_family(self.family).chunk_frames
+
+
+class KeyframeModelSpec(PipelineOptions):
+    """The image model that draws keyframes: ``preview`` (no weights), or diffusers when `model` is given."""
+
+    backend: Literal["preview", "diffusers"] | None = Field(None, description="Default: diffusers when `model` "
+                                                                                "is given, else preview.")
+
+    @property
+    def engine(self) -> str:
+        return self.backend or ("diffusers" if self.model else "preview")
+
+
+class InterpolationSpec(_Spec):
+    """Raise the frame rate: chunks are generated at a base rate and interpolated up to ``fps``.
+
+    Give `factor` (output over base rate; 1.5 turns 16 fps into 24) or `base_fps` (the rate to generate at).
+    """
+
+    backend: Literal["auto", "rife", "rife-ncnn", "flow", "linear"] = Field(
+        "auto", description="auto: rife if its weights are fetched, else flow (OpenCV), else linear.")
+    model: str | None = Field(None, description="rife: a fetched model name or a flownet.pkl path; "
+                                                "rife-ncnn: a RIFE ncnn model folder.")
+    factor: float | None = Field(None, ge=1, le=16)
+    base_fps: float | None = Field(None, gt=0)
+    scene_threshold: float | None = Field(0.4, ge=0, le=2, description="Frames whose colour histograms differ "
+                                          "more than this (0 same, 2 disjoint) are a cut: never blended. null: off")
+
+    @model_validator(mode="after")
+    def _one_rate(self) -> InterpolationSpec:
+        if self.factor is not None and self.base_fps is not None:
+            raise ValueError(f"give `factor` ({self.factor:g}) or `base_fps` ({self.base_fps:g}), not both")
+        if self.backend == "rife-ncnn" and not self.model:
+            raise ValueError("the rife-ncnn backend needs `model`: the folder of a RIFE ncnn model")
+        return self
+
+
+class ModelsSpec(_Spec):
+    keyframes: KeyframeModelSpec = Field(default_factory=KeyframeModelSpec)
+    video: VideoModelSpec = Field(default_factory=VideoModelSpec)
+    interpolation: InterpolationSpec = Field(default_factory=InterpolationSpec)
+
+
+class StoryboardSpec(_Spec):
+    """A whole video: global settings, characters, and the shots in order."""
+
+    model_config = ConfigDict(title="longvid storyboard")
+
+    title: str = "Untitled"
+    fps: float = Field(24, ge=1, le=120)
+    width: int = Field(832, ge=64, le=4096)
+    height: int = Field(480, ge=64, le=4096)
+    seed: int = Field(0, ge=0, lt=2**63)
+    style: str = ""
+    negative_prompt: str = ""
+    characters: dict[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$")], str] = Field(default_factory=dict)
+    models: ModelsSpec = Field(default_factory=ModelsSpec)
+    continuity: ContinuitySpec = Field(default_factory=ContinuitySpec)
+    shots: list[ShotSpec] = Field(min_length=1)
+
+    _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
+    _source: str | None = PrivateAttr(None)
+    _file: str | None = PrivateAttr(None)  # the path as given, for messages
+    _marks: Any = PrivateAttr(None)  # source positions by path (`load.Marks`), to locate later problems
+    _abilities: tuple[frozenset[str], str | None] | None = PrivateAttr(None)
+
+    @field_validator("width", "height")
+    @classmethod
+    def _multiple_of_16(cls, value: int) -> int:
+        if value % 16:
+            nearest = max(64, round(value / 16) * 16)
+            raise ValueError(f"must be a multiple of 16, as video models need (got {value}; try {nearest})")
+        return value
+
+    @model_validator(mode="after")
+    def _default_shot_ids(self) -> StoryboardSpec:
+        for i, shot in enumerate(self.shots):
+            if shot.id is None:
+                shot.id = f"shot{i + 1:02d}"
+        return self
+
+    @property
+    def base_dir(self) -> Path:
+        """The folder relative keyframe image paths are resolved against."""
+        return self._base_dir
+
+    @property
+    def source(self) -> str | None:
+        """The file the storyboard was loaded from, if any."""
+        return self._source
+
+    def video_abilities(self) -> tuple[frozenset[str], str | None]:
+        """What the video model can be conditioned on, and the pipeline class that says so (None: assumed).
+
+        Worked out once per storyboard (it may read the checkpoint's configs) and reused by the checks and the plan.
+        """
+        if self._abilities is None:
+            video = self.models.video
+            self._abilities = checkpoint_abilities(get_family(video.family), video.model, self.base_dir)
+        return self._abilities
+
+    def locate(self, problem: Problem) -> Problem:
+        """`problem` with the file, line and column of its path, when the storyboard came from a file."""
+        if self._marks is None:
+            return problem if problem.file or not self._file else Problem(problem.message, problem.path, self._file)
+        return self._marks.locate(problem, self._file)
+
+    @property
+    def duration(self) -> float:
+        return sum(shot.duration for shot in self.shots)
+
+    @property
+    def interpolation_factor(self) -> float:
+        """Output rate over the rate chunks are generated at (1: no interpolation)."""
+        interp = self.models.interpolation
+        if interp.base_fps is not None:
+            return self.fps / interp.base_fps
+        if interp.factor is not None:
+            return interp.factor
+        native = get_family(self.models.video.family).native_fps
+        return self.fps / native if native and native < self.fps else 1.0
+
+    @property
+    def total_frames(self) -> int:
+        return timing.seconds_to_frames(self.duration, self.fps)
+
+    def expand(self, text: str) -> str:
+        """Replace each ``{name}`` with that character's description."""
+        return CHARACTER_REF.sub(lambda m: self.characters.get(m[1], m[0]), text)
+
+    def continuity_for(self, shot: ShotSpec) -> ContinuitySpec:
+        """The shot's continuity: the storyboard's, with the keys the shot sets replaced."""
+        if shot.continuity is None:
+            return self.continuity
+        return self.continuity.model_copy(update={k: getattr(shot.continuity, k) for k in shot.continuity.model_fields_set})
+
+    def shot_seed(self, shot: ShotSpec) -> int:
+        return self.seed if shot.seed is None else shot.seed
+
+    def timings(self) -> list[timing.ShotTiming]:
+        return timing.plan_shots(
+            [s.duration for s in self.shots],
+            [s.transition.duration or 0.0 for s in self.shots],
+            self.fps,
+        )
+
+    def content_hash(self) -> str:
+        """sha256 of the canonical JSON of the validated storyboard."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    def to_yaml(self) -> str:
+        data = self.model_dump(mode="json", exclude_defaults=True)
+        data.setdefault("shots", [])
+        for shot, src in zip(data["shots"], self.shots, strict=True):
+            shot["id"] = src.id  # ids are always written, so seeds survive re-ordering
+        return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)

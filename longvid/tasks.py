@@ -1,0 +1,325 @@
+"""The plan's vocabulary: a `Task`, and the typed parameters of every stage.
+
+Compiling a storyboard produces tasks whose ``params`` are instances of these models; each stage names its model in
+its `StageSpec`, and the whole-graph check validates every task against it before any device work. The models are
+frozen: a task's parameters and the keys of its inputs make its cache key.
+
+Fields aliased with a leading ``_`` (``_path``, ``_output``) say *where* something is on this machine, not what it
+is: they travel to the worker but stay out of cache keys, so moving a project keeps its cache. `reads()` names the
+tasks whose outputs a task reads; the check matches them against the task's dependencies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Window = tuple[int, int, int, int]  # a chunk window: (start, frames, used, overlap), see `timing.ChunkWindow`
+
+
+class Params(BaseModel):
+    """Base of every stage's parameters."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    def content(self) -> dict[str, Any]:
+        """JSON-ready, as stored in cache records (location fields under their ``_`` names)."""
+        return self.model_dump(mode="json", by_alias=True)
+
+    def reads(self) -> list[str]:
+        """Ids of the tasks whose outputs this task reads."""
+        return []
+
+
+# ---------------------------------------------------------------------------------------------------- models
+
+
+class Lora(Params):
+    path: str
+    weight: float = 1.0
+    weight_name: str | None = None
+
+
+class Scheduler(Params):
+    name: str
+    config: dict[str, Any] = Field(default_factory=dict)
+
+
+class Pipeline(Params):
+    """How a worker loads and runs a diffusers pipeline; the model id itself is the task's `model`."""
+
+    path: str = Field(alias="_path", description="Where the model is here: a folder, or the hub id.")
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
+    offload: Literal["none", "model", "sequential"] = "none"
+    vae_tiling: bool = False
+    vae_slicing: bool = False
+    attention: Literal["sdpa", "xformers"] = "sdpa"
+    loras: list[Lora] = Field(default_factory=list)
+    scheduler: Scheduler | None = None
+    steps: int = Field(ge=1)
+    guidance: float = Field(ge=0)
+    family: str | None = None
+    motion_adapter: str | None = None
+
+
+# ---------------------------------------------------------------------------------------------------- keyframes
+
+
+class ImageFile(Params):
+    """A user's image: its content decides the output, its path only where to read it."""
+
+    path: str = Field(alias="_path")
+    sha256: str = Field(min_length=64, max_length=64)
+
+
+class KeyframeLabel(Params):
+    shot: str
+    keyframe: int = Field(ge=0)
+    timecode: str
+
+
+class KeyframeParams(Params):
+    width: int = Field(ge=16)
+    height: int = Field(ge=16)
+    prompt: str
+    negative_prompt: str = ""
+    image: ImageFile | None = None
+    label: KeyframeLabel
+    pipeline: Pipeline | None = None
+    low_memory: dict[str, Any] = Field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------------------------- chunks
+
+
+class TimedKeyframe(Params):
+    task: str
+    at: float = Field(ge=0)
+
+
+class PreviewLabel(Params):
+    shot: str
+    first_output_frame: int
+    factor: float = Field(ge=1)
+
+
+class PreviewChunkParams(Params):
+    """A preview chunk: frames drawn from the shot's keyframes and camera move, a pure function of time."""
+
+    width: int = Field(ge=16)
+    height: int = Field(ge=16)
+    prompt: str
+    camera: str
+    duration: float = Field(gt=0)
+    fps: float = Field(gt=0)
+    t0: float
+    dt: float = Field(gt=0)
+    start: int = Field(ge=0)
+    frames: int = Field(ge=1)
+    used: int = Field(ge=1)
+    overlap: int = Field(ge=0)
+    keyframes: list[TimedKeyframe] = Field(min_length=1)
+    label: PreviewLabel
+    low_memory: dict[str, Any] = Field(default_factory=dict)
+
+    def reads(self) -> list[str]:
+        return [k.task for k in self.keyframes]
+
+
+class Anchor(Params):
+    """An image a chunk is conditioned on at frame `index`: a keyframe, or frames of the previous chunk."""
+
+    task: str
+    index: int = Field(ge=0)
+    frame: int | None = Field(None, ge=0, description="Set when `task` is a chunk: its frame to start from.")
+    count: int = Field(1, ge=1, description="prefix: how many frames of the previous chunk.")
+    strength: float = Field(1.0, ge=0, le=1)
+    noise: float = Field(0.0, ge=0, le=1)
+
+
+class SharedNoise(Params):
+    """shared-noise and latent-blend: latent frame k of the shot has the same noise in every chunk."""
+
+    seed: int
+    mode: Literal["repeat", "shuffle"] = "repeat"
+    offset: int = Field(ge=0)
+    period: int = Field(ge=1)
+
+
+class ChunkParams(Params):
+    """A chunk of a diffusers video model (or, with `windows`, a shot's chunks denoised together)."""
+
+    width: int = Field(ge=16)
+    height: int = Field(ge=16)
+    prompt: str
+    negative_prompt: str = ""
+    fps: float = Field(gt=0)
+    start: int = Field(ge=0)
+    frames: int = Field(ge=1)
+    used: int = Field(ge=1)
+    overlap: int = Field(ge=0)
+    anchors: list[Anchor] = Field(default_factory=list)
+    pipeline: Pipeline
+    noise: SharedNoise | None = None
+    windows: list[Window] = Field(default_factory=list, description="latent-blend: the chunks in this task.")
+    ramp: Literal["linear", "cosine", "pyramid"] = "cosine"
+    low_memory: dict[str, Any] = Field(default_factory=dict)
+
+    def reads(self) -> list[str]:
+        return list(dict.fromkeys(a.task for a in self.anchors))
+
+
+# ---------------------------------------------------------------------------------------------------- shots
+
+
+class ShotFrames(Params):
+    """A shot's frames at its base rate, blended from its chunks over their overlaps."""
+
+    chunks: list[str] = Field(min_length=1)
+    windows: list[Window] = Field(min_length=1)
+    ramp: Literal["linear", "cosine", "pyramid"] = "cosine"
+    colour_anchor: float = Field(0.0, ge=0, le=1)
+    reference: str | None = Field(None, description="The keyframe the colours are anchored to (None: chunk 0).")
+
+    def reads(self) -> list[str]:
+        return self.reads_range(0, self.windows[-1][0] + self.windows[-1][2])
+
+    def reads_range(self, start: int, stop: int) -> list[str]:
+        """The tasks that frames ``[start, stop)`` of the shot need: the chunks over them, and the colour anchor's
+        reference (the opening keyframe, else the first chunk)."""
+        chunks = [c for c, (first, _, used, _) in zip(self.chunks, self.windows, strict=True)
+                  if first < stop and start < first + used]
+        if self.colour_anchor:
+            chunks = [self.reference or self.chunks[0], *chunks]
+        return list(dict.fromkeys(chunks))
+
+
+class InterpolateParams(Params):
+    backend: Literal["rife", "rife-ncnn", "flow", "linear"]
+    model: str | None = None
+    factor: float = Field(gt=1)
+    base_frames: int = Field(ge=1)
+    frames: int = Field(ge=1)
+    scene_threshold: float | None = None
+    source: ShotFrames
+
+    def reads(self) -> list[str]:
+        return self.source.reads()
+
+
+class ShotSource(Params):
+    """Where a shot's rendered frames at the output rate come from: its interpolation, or its chunks blended."""
+
+    shot: str
+    interpolated: str | None = None
+    blended: ShotFrames | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ShotSource:
+        if (self.interpolated is None) == (self.blended is None):
+            raise ValueError("give `interpolated` (a task id) or `blended` (the shot's chunks), one of them")
+        return self
+
+    def reads_range(self, start: int, stop: int) -> list[str]:
+        """The tasks that the shot's rendered frames ``[start, stop)`` need."""
+        return [self.interpolated] if self.interpolated else self.blended.reads_range(start, stop)
+
+
+class Piece(Params):
+    """A run of output frames: frames of one shot, or a crossfade of shot `a` into shot `b`."""
+
+    frames: int = Field(ge=1)
+    a: ShotSource
+    a_offset: int = Field(ge=0, description="The first of `a`'s rendered frames it takes.")
+    b: ShotSource | None = None
+    b_offset: int = Field(0, ge=0)
+    weights: list[float] = Field(default_factory=list, description="Crossfade: the weight of `b`, per frame.")
+
+    def reads(self) -> list[str]:
+        b = self.b.reads_range(self.b_offset, self.b_offset + self.frames) if self.b else []
+        return [*self.a.reads_range(self.a_offset, self.a_offset + self.frames), *b]
+
+
+class EncodeParams(Params):
+    """One H.264 segment of the output, opening on an IDR frame, measured for seam QA as it is encoded.
+
+    The QA looks at the sequence ``lead_in + pieces + lead_out``: the lead frames are not encoded, they let the
+    pairs of frames across the segment's ends be measured here (see `stitching.seams`).
+    """
+
+    width: int = Field(ge=16)
+    height: int = Field(ge=16)
+    fps: float = Field(gt=0)
+    crf: int = Field(ge=0, le=51)
+    preset: str
+    pieces: list[Piece] = Field(min_length=1)
+    lead_in: Piece | None = None
+    lead_out: Piece | None = None
+    qa_shots: list[tuple[str, int]] = Field(default_factory=list, description="Runs of (shot, frames).")
+    qa_seams: list[int] = Field(default_factory=list, description="Positions t whose pair (t-1, t) is a seam.")
+
+    @property
+    def frames(self) -> int:
+        return sum(p.frames for p in self.pieces)
+
+    def reads(self) -> list[str]:
+        pieces = [*self.pieces, *([self.lead_in] if self.lead_in else []), *([self.lead_out] if self.lead_out else [])]
+        return list(dict.fromkeys(t for p in pieces for t in p.reads()))
+
+
+class ConcatParams(Params):
+    """The MP4: the segments joined by stream copy, with the index first (+faststart)."""
+
+    segments: list[str] = Field(min_length=1)
+    frames: int = Field(ge=1)
+    fps: float = Field(gt=0)
+    output: str | None = Field(None, alias="_output", description="Where the MP4 goes (not part of the key).")
+
+    def reads(self) -> list[str]:
+        return list(self.segments)
+
+
+# ---------------------------------------------------------------------------------------------------- tasks
+
+
+@dataclass(frozen=True)
+class Task:
+    """One unit of work in the render graph: everything a stage needs to run it, as data.
+
+    Args:
+        id: unique, e.g. ``chunk:climb:2``.
+        kind: ``keyframe``, ``chunk``, ``interpolate``, ``encode`` or ``concat``.
+        stage: the stage that runs it, e.g. ``preview.chunk``.
+        shot: the shot it belongs to (None for tasks of the whole video).
+        index: its position among the shot's tasks of its kind.
+        seed: from the seeding rule (None where nothing random is drawn).
+        window: ``[start, end)`` frames it covers; see `frame_space`.
+        frame_space: ``output`` (the timeline), ``shot-output`` (the shot's rendered frames at the output rate) or
+            ``shot-base`` (the shot's rendered frames at the base rate).
+        model: the model id it loads, if any.
+        params: the stage's typed parameters; they and the inputs' keys make the cache key.
+        deps: ids of the tasks whose outputs it reads.
+    """
+
+    id: str
+    kind: str
+    stage: str
+    shot: str | None
+    index: int
+    seed: int | None
+    window: tuple[int, int]
+    frame_space: str
+    model: str | None = None
+    params: Params = field(default_factory=Params)
+    deps: tuple[str, ...] = ()
+
+    @property
+    def frames(self) -> int:
+        return self.window[1] - self.window[0]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, for ``longvid graph --format json``."""
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        return data | {"window": list(self.window), "deps": list(self.deps), "params": self.params.content()}
