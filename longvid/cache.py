@@ -404,8 +404,17 @@ def disk_full_message(root: Path) -> str:
         free = ArtifactStore(root).free_bytes()
     except OSError:
         free = 0
-    return (f"no space left for the cache at {root} ({free / 2**20:.1f} MiB free): free some with `longvid cache "
+    return (f"no space left for the cache at {root} ({human_bytes(free)} free): free some with `longvid cache "
             f"clean --older-than 7d` (or --max-size 20G), or render with --cache DIR on a larger disk")
+
+
+def human_bytes(count: float) -> str:
+    """``1536`` -> ``1.5 KiB``."""
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if abs(count) < 1024 or unit == "GiB":
+            return f"{count:.0f} {unit}" if unit == "bytes" else f"{count:.1f} {unit}"
+        count /= 1024
+    return f"{count:.1f} TiB"
 
 
 def _write_lossless(path: Path, frames: Iterable[np.ndarray]) -> tuple[int, list[int]]:

@@ -20,6 +20,7 @@ from longvid.cache import (
     default_cache_dir,
     disk_full_message,
     explain_change,
+    human_bytes,
     task_key,
     write_atomic,
 )
@@ -243,13 +244,14 @@ def _raise_failures(execution: Execution, store: ArtifactStore) -> None:
 def _warn_if_the_disk_is_small(plan: RenderPlan, keys: dict[str, str], store: ArtifactStore, report: Reporter) -> None:
     """Before any work: the space the render's new artifacts will take, against the free space of the cache."""
     pixels = plan.spec.width * plan.spec.height
-    need = sum(BYTES_PER_PIXEL[spec.output] * pixels * task.frames for task in plan.graph
-               if (spec := get_spec(task.stage)).cache and not store.has(keys[task.id]))
+    drawn = 0.2 if plan.models.preview else 1.0  # drawn previews compress far better than footage
+    need = sum(BYTES_PER_PIXEL[spec.output] * pixels * task.frames * (drawn if spec.output == "segment" else 1.0)
+               for task in plan.graph if (spec := get_spec(task.stage)).cache and not store.has(keys[task.id]))
     free = store.free_bytes()
     if need > free:
-        report(Event("warning", message=f"this render needs about {need / 2**30:.2f} GiB in the cache at "
-                                        f"{store.root}, which has {free / 2**30:.2f} GiB free: free some with "
-                                        f"`longvid cache clean --older-than 7d`, or use --cache DIR on a larger disk"))
+        report(Event("warning", message=f"this render needs about {human_bytes(need)} in the cache at {store.root}, "
+                                        f"which has {human_bytes(free)} free: free some with `longvid cache clean "
+                                        f"--older-than 7d`, or use --cache DIR on a larger disk"))
 
 
 def _combined(executions: list[Execution]) -> Execution:

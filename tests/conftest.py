@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import subprocess
@@ -53,6 +54,16 @@ shots:
 # they land on worker processes (or Ray actors) and never on the lanes of the test's own process; faults that kill
 # a worker aim at them.
 SMALL_INTERPOLATED = SMALL + "models:\n  interpolation: {backend: linear, factor: 2}\n"
+
+
+def requires(module: str, extra: str) -> pytest.MarkDecorator:
+    """Skip a test, saying why, when an optional extra's module is not installed."""
+    missing = importlib.util.find_spec(module) is None
+    return pytest.mark.skipif(missing, reason=f"needs {module}: pip install 'longvid[{extra}]'")
+
+
+needs_opencv = requires("cv2", "rife")
+needs_torch = requires("torch", "diffusers")
 
 
 def write(path: Path, text: str) -> Path:

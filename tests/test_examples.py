@@ -13,6 +13,7 @@ from tests.conftest import ROOT, probe, run_cli
 STORYBOARDS = sorted((ROOT / "examples").glob("*.yaml"))
 
 
+@pytest.mark.slow  # full-size renders (832x480)
 @pytest.mark.parametrize("board", STORYBOARDS, ids=[b.stem for b in STORYBOARDS])
 def test_example_storyboard_renders_exactly(board, tmp_path):
     output = tmp_path / f"{board.stem}.mp4"
@@ -38,6 +39,7 @@ def test_example_storyboard_renders_exactly(board, tmp_path):
     assert all(line.startswith((*(f"{kind}: " for kind in progress), "note: ")) for line in result.stderr.splitlines())
 
 
+@pytest.mark.slow  # two full-size renders
 def test_python_api_example_matches_the_yaml(tmp_path):
     output = tmp_path / "python.mp4"
     result = subprocess.run([sys.executable, "examples/python_api.py", str(output)], cwd=ROOT, capture_output=True,

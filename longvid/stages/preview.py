@@ -1,8 +1,8 @@
 """The weightless ``preview`` backend: a real animatic, drawn deterministically, on any machine.
 
 Keyframes are a seeded background (palette from the prompt, shapes from the seed) with a card showing the shot's
-prompt, id and timecode. Chunks move through the shot's camera move over its keyframes, holding each and dissolving
-into the next one midway between them, with the output frame number burned in. A chunk is a pure function of time, so
+prompt, id and timecode. Chunks animate between the shot's keyframes (a smooth crossfade from one to the next)
+through the shot's camera move, with the output frame number burned in. A chunk is a pure function of time, so
 overlapping chunks agree exactly and the render exercises chunking, blending and stitching without a model.
 """
 
@@ -24,8 +24,6 @@ from longvid.stitching.blend import mix
 from longvid.tasks import KeyframeParams, PreviewChunkParams, Task
 
 # Camera moves as (centre x, centre y, zoom) at progress 0 and 1 through the shot; zoom >= 1 crops the keyframe.
-DISSOLVE = 1.0  # seconds: a preview holds each keyframe and dissolves into the next one midway
-
 _CAMERA = {
     "static": ((0.5, 0.5, 1.0), (0.5, 0.5, 1.0)),
     "push-in": ((0.5, 0.5, 1.0), (0.5, 0.45, 1.3)),
@@ -228,16 +226,10 @@ def _derived(inputs: Mapping, task_id: str, what: tuple, make):
 
 
 def _showing(times: list[float], t: float) -> list[tuple[int, float]]:
-    """What shows at time t: the keyframe before t held, dissolving into the next over `DISSOLVE` seconds centred
-    between them, as ``(keyframe index, weight)``: one pair, or two whose second weight is the dissolve's."""
+    """What shows at time t, as ``(keyframe index, weight)``: the keyframe at t, or the two around it with the
+    second's weight in a smoothstep crossfade from one to the next."""
     after = next((i for i, at in enumerate(times) if at > t), len(times))
     if after == 0 or after == len(times):
         return [(min(after, len(times) - 1), 1.0)]
-    t_a, t_b = times[after - 1], times[after]
-    half = min(DISSOLVE, t_b - t_a) / 2
-    x = (t - (t_a + t_b) / 2 + half) / (2 * half)
-    if x <= 0:
-        return [(after - 1, 1.0)]
-    if x >= 1:
-        return [(after, 1.0)]
-    return [(after - 1, 1.0), (after, x * x * (3 - 2 * x))]
+    x = (t - times[after - 1]) / (times[after] - times[after - 1])
+    return [(after - 1, 1.0), (after, x * x * (3 - 2 * x))] if x > 0 else [(after - 1, 1.0)]

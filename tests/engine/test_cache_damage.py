@@ -1,13 +1,16 @@
 """A cache that survives damage: cut or changed artifacts are found, reported once, made again, and the output is
-the same; `longvid cache verify` finds damage."""
+the same; `longvid cache verify` finds damage; a full disk stops a render at once, and a small one is warned of."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+
+import pytest
 
 import longvid
 from longvid.cache import ArtifactStore
-from tests.conftest import run_cli
+from tests.conftest import ROOT, run_cli
 
 
 def entry(manifest: dict, task: str) -> str:
@@ -75,3 +78,44 @@ def test_cache_verify_finds_damage_and_repairs_it(small_storyboard, tmp_path, pr
     again = longvid.render(small_storyboard, tmp_path / "b.mp4")
     assert json.dumps(again["execution"]["damaged"]) == "[]"
     assert (tmp_path / "a.mp4").read_bytes() == (tmp_path / "b.mp4").read_bytes()
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A real 64 KiB file system (tmpfs), where mounting is allowed (root on Linux); skipped elsewhere."""
+    folder = tmp_path / "tiny"
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
+    yield folder
+    subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_a_real_full_disk_stops_the_render_at_once_and_says_what_to_do(tiny_disk, tmp_path):
+    output = tmp_path / "out.mp4"
+    log = tmp_path / "events.jsonl"
+    result = run_cli("render", str(ROOT / "examples" / "lighthouse.yaml"), "-o", str(output), "--cache",
+                     str(tiny_disk), "-q", "--log-json", str(log))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"no space left for the cache at {tiny_disk} (" in result.stderr
+    assert "free some with `longvid cache clean --older-than 7d`" in result.stderr
+    events = [json.loads(line) for line in log.read_text().splitlines()]
+    assert any(e["type"] == "warning" and "this render needs about" in e["message"] for e in events), \
+        "the render warned before it started"
+    assert not any(e["type"] == "retried" for e in events)
+    assert not output.exists()
+    assert not [p for p in tiny_disk.rglob("*") if p.is_file() and p.stat().st_size], "no partial files are left"
+
+
+def test_a_render_warns_first_when_the_cache_disk_is_too_small(small_storyboard, tmp_path, monkeypatch):
+    monkeypatch.setattr(ArtifactStore, "free_bytes", lambda self: 1000)  # what a nearly full disk reports
+    events = []
+    longvid.render(small_storyboard, tmp_path / "out.mp4", report=events.append)
+    warnings = [e for e in events if e.type == "warning"]
+    assert len(warnings) == 1 and warnings[0].message.startswith("this render needs about ")
+    assert "which has 1000 bytes free" in warnings[0].message
+    assert events.index(warnings[0]) < next(i for i, e in enumerate(events) if e.type == "started")
+    events = []
+    longvid.render(small_storyboard, tmp_path / "again.mp4", report=events.append)  # all cached: nothing to hold
+    assert not [e for e in events if e.type == "warning"]

@@ -233,7 +233,7 @@ def test_a_full_disk_ends_the_render_at_once_with_what_to_do(small_storyboard, t
     message = str(info.value)
     assert type(info.value).__name__ == "DiskFullError"
     assert message.startswith(f"encode:hunt:0: no space left for the cache at {private_cache} (")
-    assert "MiB free): free some with `longvid cache clean --older-than 7d`" in message and "--cache DIR" in message
+    assert "B free): free some with `longvid cache clean --older-than 7d`" in message and "--cache DIR" in message
     assert sum(e.type == "started" and e.task == "encode:hunt:0" for e in events) == 1, "no retries"
     assert not any(e.type == "retried" for e in events)
     # it stopped at once: nothing started after the failure

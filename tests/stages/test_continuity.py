@@ -142,7 +142,8 @@ def render_two_chunks(tiny, folder, family: str, strategy: str) -> dict:
     return longvid.render(board, folder / "out.mp4", cache_dir=folder / "cache")
 
 
-@pytest.mark.parametrize("family", sorted(TWO_CHUNKS))
+@pytest.mark.parametrize("family", [f if f == "wan" else pytest.param(f, marks=pytest.mark.slow)
+                                    for f in sorted(TWO_CHUNKS)])
 def test_latent_blend_makes_the_overlap_of_neighbouring_chunks_converge(family, tiny, tmp_path, monkeypatch):
     from longvid.stages import pipelines, video
 

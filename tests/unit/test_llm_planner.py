@@ -261,3 +261,20 @@ def test_cli_exit_codes_for_llm_failures(serve, tmp_path):
                        "--llm-model", "m", "--repair-rounds", "1", "--fallback", "rules", "-o", str(tmp_path / "y.yaml"))
     assert fallback.returncode == 0 and "warning: the LLM planner failed" in fallback.stderr
     assert "(rules (fallback))" in (tmp_path / "y.yaml").read_text()
+
+
+@pytest.mark.parametrize("prompt, duration, message", [
+    ("   ", 30, "the prompt is empty"),
+    ("a fox in the snow", 0, "`duration` (0) must be positive"),
+    ("a fox in the snow", 0.1, "`duration` (0.1) is too short to plan"),
+])
+def test_both_planners_refuse_the_same_bad_input_with_the_same_error(prompt, duration, message):
+    from longvid.planners.rules import plan_from_prompt
+
+    with pytest.raises(UserError) as rules:
+        plan_from_prompt(prompt, duration=duration)
+    # the LLM planner refuses before it asks anything: the server address is never used
+    with pytest.raises(UserError) as llm:
+        plan_with_llm(prompt, LLMConfig("http://127.0.0.1:9/v1", "any"), duration=duration)
+    assert type(rules.value) is type(llm.value) and str(rules.value) == str(llm.value)
+    assert str(rules.value).startswith(message)
