@@ -5,12 +5,14 @@ whole process tree against length, and the start-up of the command line.
 
 1. **Speed.** A 60 s 1280x720 preview renders from an empty cache through ``longvid render``; plain ffmpeg then
    decodes that render and encodes the same frames again with the same x264 settings (crf 18, preset medium, all
-   threads). Goal: the render at 0.8x plain ffmpeg's speed or better.
+   threads). Twice, alternating; the ratio of the summed times. Goal: the render at 0.8x plain ffmpeg's speed or
+   better.
 2. **Cached and edited renders.** A 5-shot storyboard (6 s shots, 720p) renders from an empty cache, then again
    with everything cached, then again after one shot's prompt changes. Goals: cached at 0.2x the fresh render's
    time or less, edited at 0.35x or less.
 3. **Memory.** The peak of the summed RSS of the render's whole process tree (Python, its threads, every ffmpeg),
-   sampled every 20 ms from /proc while it runs, at 60 s and at 600 s. Goal: 600 s within 1.15x of 60 s.
+   sampled every 50 ms from /proc while it runs, at 60 s and at 600 s (renders of their own, so that sampling does
+   not slow the timed ones). Goal: 600 s within 1.15x of 60 s.
 4. **Start-up.** ``longvid --help``, the median of 15 runs. Goal: 0.35 s or less.
 
 Every render runs as a user runs it: ``python -m longvid render ... -q`` in a fresh process.
@@ -54,19 +56,14 @@ def storyboard(seconds: float, width: int = 1280, height: int = 720, edit: int |
 
 
 def tree_rss(pid: int) -> int:
-    """Summed resident memory (bytes) of `pid` and all its descendants, from /proc."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    """Summed resident memory (bytes) of `pid` and all its descendants, from /proc (children lists, so a sample
+    costs little next to the render it watches)."""
     total, stack = 0, [pid]
     while stack:
         p = stack.pop()
-        stack += children.get(p, [])
         try:
+            for children in Path(f"/proc/{p}/task").glob("*/children"):
+                stack += [int(c) for c in children.read_text().split()]
             for line in Path(f"/proc/{p}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
                     total += int(line.split()[1]) * 1024
@@ -84,7 +81,7 @@ def run(cmd: list[str], sample: bool = False) -> tuple[float, int]:
     def sampler() -> None:
         while proc.poll() is None:
             peak[0] = max(peak[0], tree_rss(proc.pid))
-            time.sleep(0.02)
+            time.sleep(0.05)
 
     thread = threading.Thread(target=sampler, daemon=True)
     if sample:
@@ -114,16 +111,20 @@ def main() -> int:
     out.mkdir(parents=True)
     results: dict[str, float] = {}
 
-    # 1. speed against plain ffmpeg, and the memory of the short render
+    # 1. speed against plain ffmpeg
     short = out / "short.yaml"
     short.write_text(storyboard(args.short))
-    wall, peak_short = render(short, out / "short.mp4", out / "cache-short", sample=True)
-    plain, _ = run([imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-i", str(out / "short.mp4"),
-                    "-c:v", "libx264", "-crf", "18", "-preset", "medium", "-pix_fmt", "yuv420p", "-movflags",
-                    "+faststart", str(out / "plain.mp4")])
+    walls, plains = [], []
+    for attempt in range(2):
+        wall, _ = render(short, out / "short.mp4", out / f"cache-short-{attempt}")
+        plain, _ = run([imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-i", str(out / "short.mp4"),
+                        "-c:v", "libx264", "-crf", "18", "-preset", "medium", "-pix_fmt", "yuv420p", "-movflags",
+                        "+faststart", str(out / "plain.mp4")])
+        walls.append(wall)
+        plains.append(plain)
     frames = round(args.short * 24)
-    results |= {"render_seconds": wall, "render_fps": frames / wall, "ffmpeg_seconds": plain,
-                "ffmpeg_fps": frames / plain, "speed_vs_ffmpeg": plain / wall}
+    results |= {"render_seconds": walls, "ffmpeg_seconds": plains, "render_fps": frames * 2 / sum(walls),
+                "ffmpeg_fps": frames * 2 / sum(plains), "speed_vs_ffmpeg": sum(plains) / sum(walls)}
     print(json.dumps(results), flush=True)
 
     # 2. cached and edited renders of five shots
@@ -138,7 +139,8 @@ def main() -> int:
                 "cached_vs_fresh": cached / fresh, "edited_vs_fresh": edited / fresh, "cached_identical": identical}
     print(json.dumps(results), flush=True)
 
-    # 3. memory of the whole process tree at the long length
+    # 3. memory of the whole process tree, short and long
+    _, peak_short = render(short, out / "short-sampled.mp4", out / "cache-short-sampled", sample=True)
     long = out / "long.yaml"
     long.write_text(storyboard(args.long))
     long_wall, peak_long = render(long, out / "long.mp4", out / "cache-long", sample=True)
@@ -155,8 +157,9 @@ def main() -> int:
              "edited_vs_fresh": (results["edited_vs_fresh"], "<=", 0.35),
              "peak_growth": (results["peak_growth"], "<=", 1.15),
              "help_seconds": (results["help_seconds"], "<=", 0.35)}
-    print(f"\n{args.short:g} s 1280x720 preview: {results['render_seconds']:.1f} s ({results['render_fps']:.1f} fps); "
-          f"plain ffmpeg {results['ffmpeg_seconds']:.1f} s ({results['ffmpeg_fps']:.1f} fps)")
+    print(f"\n{args.short:g} s 1280x720 preview: {' and '.join(f'{w:.1f}' for w in walls)} s "
+          f"({results['render_fps']:.1f} fps); plain ffmpeg {' and '.join(f'{p:.1f}' for p in plains)} s "
+          f"({results['ffmpeg_fps']:.1f} fps)")
     print(f"five shots: fresh {fresh:.1f} s, cached {cached:.2f} s (same bytes: {identical}), edited {edited:.2f} s")
     print(f"peak RSS of the process tree: {results['short_peak_tree_mib']:.0f} MiB at {args.short:g} s, "
           f"{results['long_peak_tree_mib']:.0f} MiB at {args.long:g} s ({long_wall:.0f} s to render)\n")

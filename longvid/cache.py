@@ -121,12 +121,16 @@ class TaskStatus:
     reasons: tuple[str, ...] = ()
 
 
+# Artifacts this process has hashed, with the (size, mtime, inode) they had then: artifacts never change once
+# published, so one check per process is enough unless the file itself changes (any write changes its mtime).
+_VERIFIED: dict[Path, tuple[int, int, int]] = {}
+
+
 class ArtifactStore:
     """Artifacts by key under `root`, published atomically with a record each."""
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
-        self._verified: set[str] = set()  # keys whose sha256 this process has checked (artifacts never change)
 
     def folder(self, key: str) -> Path:
         return self.root / "objects" / key[:2] / key
@@ -146,27 +150,27 @@ class ArtifactStore:
         """Why the entry for `key` cannot be used (``missing``, a size or sha256 mismatch), or None when it can.
 
         Args:
-            deep: also hash the artifact against its record (once per process per key).
+            deep: also hash the artifact against its record (once per process while the file is unchanged).
         """
         record = self.record(key)
         if record is None:
             return "missing"
         path = self.folder(key) / record["artifact"]
         try:
-            size = path.stat().st_size
+            stat = path.stat()
         except OSError:
             return "missing artifact"
-        if record.get("bytes") is not None and size != record["bytes"]:
-            return f"{size} bytes, the record says {record['bytes']}"
-        if deep and record.get("sha256") and key not in self._verified:
+        if record.get("bytes") is not None and stat.st_size != record["bytes"]:
+            return f"{stat.st_size} bytes, the record says {record['bytes']}"
+        seen = (stat.st_size, stat.st_mtime_ns, stat.st_ino)
+        if deep and record.get("sha256") and _VERIFIED.get(path) != seen:
             if file_sha256(path) != record["sha256"]:
                 return "its sha256 differs from the record's"
-            self._verified.add(key)
+            _VERIFIED[path] = seen
         return None
 
     def discard(self, key: str) -> None:
         """Remove an entry (a damaged one, so that it is rendered again)."""
-        self._verified.discard(key)
         shutil.rmtree(self.folder(key), ignore_errors=True)
 
     def touch(self, key: str) -> None:
@@ -214,7 +218,8 @@ class ArtifactStore:
         full = dict(record) | extra | {"key": key, "artifact": name, "bytes": artifact.stat().st_size,
                                        "sha256": file_sha256(artifact), "created": time.time()}
         write_atomic(folder / RECORD, json.dumps(full, indent=1, sort_keys=True))
-        self._verified.add(key)
+        stat = artifact.stat()
+        _VERIFIED[artifact] = (stat.st_size, stat.st_mtime_ns, stat.st_ino)
         return full
 
     def remember(self, project: str, task_id: str, record: Mapping[str, Any]) -> None:

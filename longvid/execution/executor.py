@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -117,7 +117,9 @@ def execute(graph: RenderGraph, keys: dict[str, str], store: ArtifactStore, pool
     wanted = set(graph.graph) if targets is None else _with_ancestors(graph, targets)
     order = [t for t in graph if t.id in wanted]
     closure = _Closure(graph, stage_specs)
-    records = {t.id: task_record(t, specs[t.id].code_version, keys) | {"key": keys[t.id]} for t in order}
+    def record(task_id: str) -> dict:  # made when needed: a long render has thousands of tasks
+        return task_record(graph[task_id], specs[task_id].code_version, keys) | {"key": keys[task_id]}
+
     result = Execution()
 
     # 1-3. what is done, what runs, and a check of everything that will be read
@@ -145,7 +147,7 @@ def execute(graph: RenderGraph, keys: dict[str, str], store: ArtifactStore, pool
             result.cached.append(task.id)
             store.touch(keys[task.id])
             if (store.last(project, task.id) or {}).get("key") != keys[task.id]:  # a read, not an fsync'd write
-                store.remember(project, task.id, records[task.id])
+                store.remember(project, task.id, record(task.id))
             report(Event("cached", task.kind, task.id, frames=_frames(task)))
         elif task.id not in inline:
             report(Event("queued", task.kind, task.id, frames=_frames(task)))
@@ -169,7 +171,7 @@ def execute(graph: RenderGraph, keys: dict[str, str], store: ArtifactStore, pool
                     continue
                 task = graph[attempt.task]
                 reads, computes = closure(task.id)
-                pool.submit(worker, JobSpec(task, keys[task.id], {r: keys[r] for r in reads}, records[task.id],
+                pool.submit(worker, JobSpec(task, keys[task.id], {r: keys[r] for r in reads}, record(task.id),
                                             attempt.attempt, attempt.low_memory,
                                             {i: Inline(graph[i], keys[i]) for i in computes}, specs[task.id].cache))
                 report(Event("started", task.kind, task.id, worker=worker, message=f"attempt {attempt.attempt}"
@@ -185,8 +187,7 @@ def execute(graph: RenderGraph, keys: dict[str, str], store: ArtifactStore, pool
             for outcome in pool.wait(None if wakeup is None else max(0.0, wakeup - now)):
                 task = graph[outcome.task]
                 if outcome.ok:
-                    _succeeded(outcome, task, closure(task.id)[1], graph, records, scheduler, store, project, result,
-                               report)
+                    _succeeded(outcome, task, closure(task.id)[1], record, scheduler, store, project, result, report)
                     continue
                 failure = outcome.failure
                 result.failures.setdefault(task.id, []).append(failure)
@@ -237,17 +238,17 @@ def _report_damage(store: ArtifactStore, key: str, task_id: str, kind: str, repo
     report(Event("damaged", kind, task_id, message=f"the cached output is damaged ({why}): rendering it again"))
 
 
-def _succeeded(outcome: Outcome, task: Task, computed: Iterable[str], graph: RenderGraph, records: dict[str, dict],
+def _succeeded(outcome: Outcome, task: Task, computed: Iterable[str], record_of: Callable[[str], dict],
                scheduler: Scheduler, store: ArtifactStore, project: str, result: Execution, report: Reporter) -> None:
     scheduler.succeeded(task.id)
     result.ran.append(task.id)
-    # what made it, not what it measured (an encode's QA numbers stay in its cache record): memory stays flat
-    record = {k: v for k, v in outcome.record.items() if k not in PRODUCT}
-    result.records[task.id] = record
-    store.remember(project, task.id, record)
+    # the history keeps what made it, not what it measured (an encode's QA numbers stay in its cache record); this
+    # process keeps only what the manifest reports, so memory stays flat in the number of tasks
+    store.remember(project, task.id, {k: v for k, v in outcome.record.items() if k not in PRODUCT})
+    result.records[task.id] = {k: outcome.record.get(k) for k in ("seconds", "worker", "attempt", "low_memory")}
     for inline in computed:  # outputs not stored: their history still explains later changes
         if inline not in result.inline:
-            store.remember(project, inline, records[inline])
+            store.remember(project, inline, record_of(inline))
         result.inline.setdefault(inline, []).append(task.id)
     report(Event("succeeded", task.kind, task.id, worker=outcome.worker, seconds=outcome.seconds,
                  frames=_frames(task)))

@@ -407,7 +407,9 @@ def encode_tasks(spec: StoryboardSpec, shots: list[ShotPlan], output: Output) ->
                  for i, s in enumerate(shots) if s.interpolate_task is None}
     segments = encode_segments(timing.timeline_segments(timings), timings, takeovers, spec.fps)
     cuts = [t.start for t in timings] + [timings[-1].end]
-    seam_frames = {t for s in shots for c in s.chunk_spans for t in c.seam_pairs}
+    # warp errors (optical flow, the costly measure) on the first, middle and last pairs of each seam
+    seam_frames = {t for s in shots for c in s.chunk_spans if c.seam_pairs
+                   for t in {c.seam_pairs[0], c.seam_pairs[len(c.seam_pairs) // 2], c.seam_pairs[-1]}}
     tasks, solo_count = [], dict.fromkeys(range(len(shots)), 0)
     for n, seg in enumerate(segments):
         before = segments[n - 1] if n else None

@@ -4,7 +4,8 @@ Per seam (where a chunk takes over from the one before it): the **seam score**, 
 between consecutive frames across the seam (every step of its blend, from the outgoing chunk alone to the incoming
 one alone) divided by the median difference between consecutive frames inside the shot's chunks, so 1.0 means the
 seam moves no more than the video does; and the **warp error**, the mean absolute error of warping one frame onto
-the next with optical flow across the seam (OpenCV DIS, when OpenCV is installed), which tells motion from a jump.
+the next with optical flow across the seam (OpenCV DIS, when OpenCV is installed; on the first, middle and last
+pairs of the seam during a render), which tells motion from a jump.
 Per chunk: the **colour drift**, the CIE76 delta-E between the chunk's mean Lab colour and its shot's anchor (the
 opening keyframe, else the shot's first frame).
 
