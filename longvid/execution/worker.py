@@ -54,7 +54,6 @@ class Outcome:
     seconds: float = 0.0
     record: dict | None = None
     failure: dict | None = None  # task, stage, inputs, exception, message, traceback, hint, and what kind it is
-    extra: dict = field(default_factory=dict)
 
 
 class Inputs(Mapping):
