@@ -217,7 +217,11 @@ class ArtifactStore:
         artifact = folder / name
         full = dict(record) | extra | {"key": key, "artifact": name, "bytes": artifact.stat().st_size,
                                        "sha256": file_sha256(artifact), "created": time.time()}
-        write_atomic(folder / RECORD, json.dumps(full, indent=1, sort_keys=True))
+        try:
+            write_atomic(folder / RECORD, json.dumps(full, indent=1, sort_keys=True))
+        except BaseException:  # an artifact without its record is not done: never leave one behind
+            artifact.unlink(missing_ok=True)
+            raise
         stat = artifact.stat()
         _VERIFIED[artifact] = (stat.st_size, stat.st_mtime_ns, stat.st_ino)
         return full

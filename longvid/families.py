@@ -171,3 +171,44 @@ def checkpoint_abilities(family: Family, model: str | None, base_dir: Path) -> t
     image = any(tag in model.upper() for tag in ("I2V", "FLF2V", "IMG2VID", "IMAGE"))
     pick = next((c for c, a in family.pipelines.items() if ("first" in a) == image), next(iter(family.pipelines)))
     return frozenset(family.pipelines[pick]), None
+
+
+# ------------------------------------------------------------------------------------------------ keyframe models
+
+# How a keyframe model's pipeline takes the references of the characters and places a keyframe shows:
+#   ``ip-adapter``: through an IP-Adapter (``models.keyframes.ip_adapter``), several images at once;
+#   ``edit``: an image-edit model that takes one image with the prompt (several references are set side by side);
+#   ``edit-list``: a multi-reference model that takes a list of images with the prompt;
+#   ``text``: text alone (identity rests on the descriptions).
+KEYFRAME_PIPELINES: dict[str, str] = {
+    "StableDiffusionPipeline": "ip-adapter",
+    "StableDiffusionXLPipeline": "ip-adapter",
+    "StableDiffusion3Pipeline": "ip-adapter",
+    "FluxPipeline": "ip-adapter",
+    "FluxKontextPipeline": "edit",
+    "Flux2Pipeline": "edit-list",
+    "QwenImageEditPlusPipeline": "edit-list",
+}
+# Hub ids known to work, as keyframe models, and the whole name that says which kind (never a substring of it).
+KEYFRAME_MODELS: dict[str, str] = {
+    "stabilityai/stable-diffusion-xl-base-1.0": "StableDiffusionXLPipeline",
+    "stable-diffusion-v1-5/stable-diffusion-v1-5": "StableDiffusionPipeline",
+    "stabilityai/stable-diffusion-3.5-medium": "StableDiffusion3Pipeline",
+    "black-forest-labs/FLUX.1-dev": "FluxPipeline",
+    "black-forest-labs/FLUX.1-schnell": "FluxPipeline",
+    "black-forest-labs/FLUX.1-Kontext-dev": "FluxKontextPipeline",
+    "black-forest-labs/FLUX.2-dev": "Flux2Pipeline",
+    "Qwen/Qwen-Image-Edit-2509": "QwenImageEditPlusPipeline",
+}
+
+
+def keyframe_conditioning(model: str | None, base_dir: Path, ip_adapter: bool) -> tuple[str, str | None]:
+    """How the keyframe model takes references (see `KEYFRAME_PIPELINES`; ``preview`` without a model), and the
+    pipeline class that says so (None: not known here, so text alone is assumed)."""
+    if model is None:
+        return "preview", None
+    cls = pipeline_class(model, base_dir) or KEYFRAME_MODELS.get(model)
+    way = KEYFRAME_PIPELINES.get(cls or "", "text")
+    if way == "ip-adapter" and not ip_adapter:
+        way = "text"
+    return way, cls

@@ -71,9 +71,21 @@ class Storyboard:
             self._data["continuity"] = continuity
         self._base_dir = Path(base_dir) if base_dir is not None else Path.cwd()
 
-    def character(self, name: str, description: str) -> Storyboard:
-        """Define a character; ``{name}`` in any prompt expands to `description`."""
-        self._data["characters"][name] = description
+    def character(self, name: str, description: str, *, reference: str | Path | list | None = None,
+                  lora: dict | None = None) -> Storyboard:
+        """Define a character; ``{name}`` in any prompt expands to `description` and ties the shot to it.
+
+        Args:
+            reference: an image (or a list), relative to `base_dir`; without one, a reference is generated.
+            lora: ``{"path", "weight", "trigger"}``, active in the keyframes where the character appears.
+        """
+        self._data["characters"][name] = _entity(description, reference, lora)
+        return self
+
+    def place(self, name: str, description: str, *, reference: str | Path | list | None = None,
+              lora: dict | None = None) -> Storyboard:
+        """Define a place (a set, a location), as `character` does."""
+        self._data.setdefault("places", {})[name] = _entity(description, reference, lora)
         return self
 
     def shot(self, id: str, prompt: str, duration: float, *, camera: str = "static", seed: int | None = None,
@@ -98,3 +110,14 @@ class Storyboard:
     def to_yaml(self) -> str:
         """The storyboard as YAML, to save and render with the CLI."""
         return self.build().to_yaml()
+
+
+def _entity(description: str, reference: str | Path | list | None, lora: dict | None) -> str | dict:
+    if reference is None and lora is None:
+        return description
+    entity: dict[str, Any] = {"description": description}
+    if reference is not None:
+        entity["reference"] = [str(r) for r in reference] if isinstance(reference, list) else str(reference)
+    if lora is not None:
+        entity["lora"] = lora
+    return entity

@@ -47,6 +47,28 @@ class Scheduler(Params):
     config: dict[str, Any] = Field(default_factory=dict)
 
 
+class EntityLora(Params):
+    """A character's or place's LoRA: loaded with the pipeline, active only where its entity appears."""
+
+    name: str
+    lora: str = Field(description="As the storyboard names it.")
+    path: str = Field(alias="_path", description="Where it is here.")
+    weight: float = 1.0
+    weight_name: str | None = None
+
+
+class IPAdapter(Params):
+    """An IP-Adapter for the keyframe model: references condition every keyframe through it."""
+
+    model: str = Field(description="Hub id or folder of the adapter weights.")
+    path: str = Field(alias="_path", description="Where it is here.")
+    subfolder: str = ""
+    weight_name: str
+    image_encoder: str | None = Field(None, description="Its image encoder: a subfolder of the adapter, a hub id or "
+                                                        "a folder (default: the adapter's own).")
+    scale: float = Field(0.6, ge=0, le=2)
+
+
 class Pipeline(Params):
     """How a worker loads and runs a diffusers pipeline; the model id itself is the task's `model`."""
 
@@ -62,6 +84,10 @@ class Pipeline(Params):
     guidance: float = Field(ge=0)
     family: str | None = None
     motion_adapter: str | None = None
+    ip_adapter: IPAdapter | None = None
+    # Every entity LoRA is loaded with the pipeline (so one pipeline serves every keyframe); which are active is the
+    # task's `loras`, part of its key: the full list stays out of keys, or editing one would redo every keyframe.
+    entity_loras: list[EntityLora] = Field(default_factory=list, alias="_entity_loras")
 
 
 # ---------------------------------------------------------------------------------------------------- keyframes
@@ -87,6 +113,25 @@ class KeyframeParams(Params):
     negative_prompt: str = ""
     image: ImageFile | None = None
     label: KeyframeLabel
+    pipeline: Pipeline | None = None
+    references: list[str] = Field(default_factory=list, description="reference:NAME tasks of who and where it shows.")
+    opening: str | None = Field(None, description="The shot's first keyframe: later keyframes show the same scene.")
+    loras: list[EntityLora] = Field(default_factory=list, description="The entity LoRAs active in it.")
+    low_memory: dict[str, Any] = Field(default_factory=dict)
+
+    def reads(self) -> list[str]:
+        return [*self.references, *([self.opening] if self.opening else [])]
+
+
+class ReferenceParams(Params):
+    """What a character or a place looks like: the user's images, or one generated once."""
+
+    name: str
+    entity: Literal["character", "place"]
+    description: str
+    prompt: str = Field(description="What a generated reference shows: a character sheet, or an establishing view.")
+    images: list[ImageFile] = Field(default_factory=list)
+    size: int = Field(ge=16, description="References are square, the images fitted inside.")
     pipeline: Pipeline | None = None
     low_memory: dict[str, Any] = Field(default_factory=dict)
 

@@ -13,7 +13,8 @@ from pathlib import Path
 import torch
 
 VOCAB = Path(__file__).parent / "fixtures" / "tokenizers"
-KINDS = ("sd", "sdxl", "svd", "cogvideox", "cogvideox-i2v", "wan", "wan-i2v", "wan-flf2v", "ltx", "animatediff")
+KINDS = ("sd", "sdxl", "svd", "cogvideox", "cogvideox-i2v", "wan", "wan-i2v", "wan-flf2v", "ltx", "animatediff",
+         "flux-kontext")
 
 
 def clip_tokenizer():
@@ -230,12 +231,33 @@ def _animatediff():
                                image_encoder=None)
 
 
+def _flux_kontext():
+    from diffusers import (
+        AutoencoderKL,
+        FlowMatchEulerDiscreteScheduler,
+        FluxKontextPipeline,
+        FluxTransformer2DModel,
+    )
+
+    torch.manual_seed(0)
+    transformer = FluxTransformer2DModel(patch_size=1, in_channels=4, num_layers=1, num_single_layers=1,
+                                         attention_head_dim=16, num_attention_heads=2, joint_attention_dim=32,
+                                         pooled_projection_dim=32, axes_dims_rope=[4, 4, 8])
+    torch.manual_seed(0)
+    vae = AutoencoderKL(sample_size=32, in_channels=3, out_channels=3, block_out_channels=(4,), layers_per_block=1,
+                        latent_channels=1, norm_num_groups=1, use_quant_conv=False, use_post_quant_conv=False,
+                        shift_factor=0.0609, scaling_factor=1.5035)
+    return FluxKontextPipeline(scheduler=FlowMatchEulerDiscreteScheduler(), text_encoder=clip_text(),
+                               tokenizer=clip_tokenizer(), text_encoder_2=t5_text(), tokenizer_2=t5_tokenizer(),
+                               transformer=transformer, vae=vae, image_encoder=None, feature_extractor=None)
+
+
 def make(kind: str):
     """The tiny pipeline called `kind` (one of KINDS), in memory."""
     builders = {"sd": _sd, "sdxl": _sdxl, "svd": _svd, "cogvideox": lambda: _cogvideox(False),
                 "cogvideox-i2v": lambda: _cogvideox(True), "wan": lambda: _wan("wan"),
                 "wan-i2v": lambda: _wan("wan-i2v"), "wan-flf2v": lambda: _wan("wan-flf2v"), "ltx": _ltx,
-                "animatediff": _animatediff}
+                "animatediff": _animatediff, "flux-kontext": _flux_kontext}
     return builders[kind]()
 
 
@@ -260,4 +282,34 @@ def build_lora(root: Path) -> Path:
         unet.add_adapter(LoraConfig(r=4, lora_alpha=4, init_lora_weights=False,
                                     target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
         StableDiffusionPipeline.save_lora_weights(folder, unet_lora_layers=get_peft_model_state_dict(unet))
+    return folder
+
+
+def build_ip_adapter(root: Path) -> Path:
+    """An IP-Adapter for the tiny SD UNet, laid out as published ones are (``models/ip-adapter.safetensors`` with
+    ``models/image_encoder``), with random weights strong enough that the image prompt shows."""
+    from safetensors.torch import save_file
+
+    folder = Path(root) / "sd-ip-adapter"
+    weights = folder / "models" / "ip-adapter.safetensors"
+    if not weights.exists():
+        unet = make("sd").unet
+        cross, embed = unet.config.cross_attention_dim, 32
+        encoder, _ = clip_vision(image_size=32, patch_size=4, projection=embed)
+        torch.manual_seed(2)
+        tensors = {"image_proj.proj.weight": torch.randn(4 * cross, embed), "image_proj.proj.bias": torch.zeros(4 * cross),
+                   "image_proj.norm.weight": torch.ones(cross), "image_proj.norm.bias": torch.zeros(cross)}
+        key_id = 1  # the numbering of published IP-Adapters: every other attention layer, the cross-attentions
+        for name in unet.attn_processors:
+            if name.endswith("attn1.processor"):
+                continue
+            blocks = unet.config.block_out_channels
+            hidden = blocks[-1] if name.startswith("mid_block") else list(reversed(blocks))[int(name[10])] \
+                if name.startswith("up_blocks") else blocks[int(name[12])]
+            tensors[f"ip_adapter.{key_id}.to_k_ip.weight"] = torch.randn(hidden, cross)
+            tensors[f"ip_adapter.{key_id}.to_v_ip.weight"] = torch.randn(hidden, cross)
+            key_id += 2
+        weights.parent.mkdir(parents=True, exist_ok=True)
+        save_file(tensors, weights)
+        encoder.save_pretrained(folder / "models" / "image_encoder")
     return folder

@@ -1,14 +1,17 @@
 """Lower a validated storyboard into a render graph of typed tasks, one function per step.
 
-1. `resolve_models`: the video family, its legal chunk length, what the checkpoint can be conditioned on, the
-   pipelines' settings and the interpolation backend: worked out once, carried in the plan.
-2. Per shot (`plan_shot`):
-   a. `keyframe_tasks`: one per keyframe (an implicit one at 0 s from the shot's prompt, unless one is pinned there);
+1. `resolve_models`: the video family, its legal chunk length, what the checkpoint can be conditioned on, how the
+   keyframe model takes references, the pipelines' settings and the interpolation backend: worked out once.
+2. `reference_tasks`: one per character and place, from the user's images or generated once.
+3. Per shot (`plan_shot`):
+   a. `keyframe_tasks`: one per keyframe (an implicit one at 0 s from the shot's prompt, unless one is pinned there,
+      and one at the end for a first-last-frame model), conditioned on the references of who and where it shows
+      and, after the first, on the shot's first keyframe;
    b. `chunk_tasks`: chunks that cover the shot's rendered range at the base rate, each depending on the keyframes
       (or the chunk) it is anchored on, so chunks anchored on keyframes run in parallel;
    c. `interpolate_task`: when the base rate is below the output rate.
-3. `encode_tasks`: the output cut into H.264 segments (`planners.segments`), each built from the shots it shows.
-4. `concat_task`: the segments joined into the MP4.
+4. `encode_tasks`: the output cut into H.264 segments (`planners.segments`), each built from the shots it shows.
+5. `concat_task`: the segments joined into the MP4.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from pathlib import Path
 
 import longvid.timing as timing
 from longvid.errors import Problem, StoryboardError
-from longvid.families import Family, get_family, local_model_dir
+from longvid.families import Family, get_family, keyframe_conditioning, local_model_dir
 from longvid.graph import RenderGraph
 from longvid.models import resolve_interpolation
 from longvid.planners.segments import encode_segments
@@ -32,14 +35,17 @@ from longvid.tasks import (
     ChunkParams,
     ConcatParams,
     EncodeParams,
+    EntityLora,
     ImageFile,
     InterpolateParams,
+    IPAdapter,
     KeyframeLabel,
     KeyframeParams,
     Piece,
     Pipeline,
     PreviewChunkParams,
     PreviewLabel,
+    ReferenceParams,
     SharedNoise,
     ShotFrames,
     ShotSource,
@@ -73,6 +79,7 @@ class ModelPlan:
     factor: float
     interpolation: str
     interpolation_model: str | None
+    references: str  # how keyframes take references: preview, ip-adapter, edit, edit-list or text
 
     @property
     def preview(self) -> bool:
@@ -143,7 +150,7 @@ def compile_storyboard(spec: StoryboardSpec, reseed: Mapping[str, int] | None = 
     output = output or Output()
     notes: list[str] = []
     models = resolve_models(spec, notes)
-    tasks: list[Task] = []
+    tasks: list[Task] = reference_tasks(spec, models)
     shots = [plan_shot(spec, models, i, shot, span, tasks, notes, reseed or {})
              for i, (shot, span) in enumerate(zip(spec.shots, spec.timings(), strict=True))]
     encodes = encode_tasks(spec, shots, output)
@@ -185,9 +192,31 @@ def resolve_models(spec: StoryboardSpec, notes: list[str]) -> ModelPlan:
     if not preview:
         chunk_pipeline = _pipeline(spec, video, family.steps, family.guidance).model_copy(
             update={"family": family.name, "motion_adapter": video.motion_adapter})
-    return ModelPlan(family, rule, chunk, abilities, source, f"{spec.models.keyframes.engine}.keyframe",
-                     spec.models.keyframes.model, _pipeline(spec, spec.models.keyframes, steps=30, guidance=5.0),
-                     chunk_pipeline, factor, backend, interp_model)
+    keyframes = spec.models.keyframes
+    references, _ = keyframe_conditioning(keyframes.model, spec.base_dir, keyframes.ip_adapter is not None)
+    keyframe_pipeline = _pipeline(spec, keyframes, steps=30, guidance=5.0)
+    if keyframe_pipeline is not None:
+        keyframe_pipeline = keyframe_pipeline.model_copy(update={
+            "ip_adapter": _ip_adapter(spec, keyframes.ip_adapter) if references == "ip-adapter" else None,
+            "entity_loras": [_entity_lora(spec, name) for name, e in spec.entities.items() if e.lora]})
+    if references == "text" and spec.entities and keyframes.engine == "diffusers":
+        notes.append(f"{keyframes.model} takes no reference images (an IP-Adapter, models.keyframes.ip_adapter, or an "
+                     f"image-edit model would): identity rests on the descriptions alone")
+    return ModelPlan(family, rule, chunk, abilities, source, f"{keyframes.engine}.keyframe", keyframes.model,
+                     keyframe_pipeline, chunk_pipeline, factor, backend, interp_model, references)
+
+
+def _ip_adapter(spec: StoryboardSpec, options) -> IPAdapter:
+    folder = local_model_dir(options.model, spec.base_dir)
+    return IPAdapter(model=options.model, path=str(folder) if folder else options.model, subfolder=options.subfolder,
+                     weight_name=options.weight_name, image_encoder=options.image_encoder, scale=options.scale)
+
+
+def _entity_lora(spec: StoryboardSpec, name: str) -> EntityLora:
+    lora = spec.entities[name].lora
+    local = spec.base_dir / lora.path
+    return EntityLora(name=name, lora=lora.path, path=str(local.resolve()) if local.exists() else lora.path,
+                      weight=lora.weight, weight_name=lora.weight_name)
 
 
 def _pipeline(spec: StoryboardSpec, options: PipelineOptions, steps: int, guidance: float) -> Pipeline | None:
@@ -195,13 +224,38 @@ def _pipeline(spec: StoryboardSpec, options: PipelineOptions, steps: int, guidan
     if not options.model:
         return None
     folder = local_model_dir(options.model, spec.base_dir)
-    settings = options.model_dump(mode="json", exclude={"model", "family", "chunk_frames", "motion_adapter", "backend"})
+    settings = options.model_dump(mode="json", exclude={"model", "family", "chunk_frames", "motion_adapter", "backend",
+                                                         "ip_adapter"})
     return Pipeline.model_validate(settings | {
         "steps": options.steps or steps, "guidance": options.guidance if options.guidance is not None else guidance,
         "_path": str(folder) if folder else options.model})
 
 
-# ---------------------------------------------------------------------------------------------------- 2. shots
+# ---------------------------------------------------------------------------------------------------- 2. references
+
+REFERENCE_SIZE = 512  # the side of a reference (square), at most
+
+
+def reference_tasks(spec: StoryboardSpec, models: ModelPlan) -> list[Task]:
+    """Step 2: ``reference:NAME`` for every character and place: its images, or one generated with the keyframe
+    model (a character sheet, an establishing view), seeded from the storyboard seed and the name."""
+    size = min(REFERENCE_SIZE, max(spec.width, spec.height)) // 16 * 16
+    tasks = []
+    for name, entity in spec.entities.items():
+        kind = "character" if name in spec.characters else "place"
+        prompt = (f"character sheet of {entity.description}, full figure, neutral pose, plain background"
+                  if kind == "character" else f"establishing view of {entity.description}, no people")
+        images = [_image(spec, path) for path in entity.references]
+        params = ReferenceParams(name=name, entity=kind, description=entity.description,
+                                 prompt=f"{prompt}, {spec.style}" if spec.style else prompt, images=images, size=size,
+                                 pipeline=models.keyframe_pipeline if not images else None)
+        model = models.keyframe_model if not images else None
+        tasks.append(Task(f"reference:{name}", "reference", models.keyframe_stage.replace(".keyframe", ".reference"),
+                          None, 0, derive_seed(spec.seed, name, "reference", 0), (0, 1), "image", model, params))
+    return tasks
+
+
+# ---------------------------------------------------------------------------------------------------- 3. shots
 
 
 @dataclass
@@ -215,12 +269,12 @@ class _Keyframes:
 
 def plan_shot(spec: StoryboardSpec, models: ModelPlan, index: int, shot: ShotSpec, span: timing.ShotTiming,
               tasks: list[Task], notes: list[str], reseed: Mapping[str, int]) -> ShotPlan:
-    """Steps 2a-2c for one shot; its tasks are appended to `tasks`."""
+    """Steps 3a-3c for one shot; its tasks are appended to `tasks`."""
     cont = spec.continuity_for(shot)
     if models.preview and cont.strategy in ("shared-noise", "latent-blend", "prefix"):
         notes.append(f"shot {shot.shot_id!r}: the preview draws frames from time alone, so {cont.strategy} acts as "
                      f"overlap-blend")
-    keys = keyframe_tasks(spec, models, shot, span, cont, tasks)
+    keys = keyframe_tasks(spec, models, shot, span, cont, tasks, notes)
     base_frames = timing.base_frame_count(span.rendered, models.factor)
     opening = keys.ids[0] if keys.ids and keys.times[0] * spec.fps < 0.5 else None
     windows, qa_windows = chunk_tasks(spec, models, index, shot, span, cont, keys, base_frames, opening, tasks, notes,
@@ -237,28 +291,44 @@ def plan_shot(spec: StoryboardSpec, models: ModelPlan, index: int, shot: ShotSpe
 
 
 def keyframe_tasks(spec: StoryboardSpec, models: ModelPlan, shot: ShotSpec, span: timing.ShotTiming,
-                   cont: ContinuitySpec, tasks: list[Task]) -> _Keyframes:
-    """Step 2a: keyframes sorted by time; the shot's own prompt opens it unless a keyframe is pinned at 0 s."""
+                   cont: ContinuitySpec, tasks: list[Task], notes: list[str]) -> _Keyframes:
+    """Step 3a: keyframes sorted by time; the shot's own prompt opens it unless a keyframe is pinned at 0 s; a model
+    that needs a keyframe at the end of every chunk gets one at the shot's end when the storyboard gives none."""
     sid, seed = shot.shot_id, spec.shot_seed(shot)
     pinned = sorted(shot.keyframes, key=lambda kf: kf.at)
     if not pinned or timing.seconds_to_frames(pinned[0].at, spec.fps) > 0:
         pinned.insert(0, KeyframeSpec(at=0.0))
+    if "needs-last" in models.abilities and min(timing.seconds_to_frames(pinned[-1].at, spec.fps),
+                                                span.frames - 1) < span.frames - 1:
+        pinned.append(KeyframeSpec(at=shot.duration))  # a first-last-frame model ends every chunk on a keyframe
+        notes.append(f"shot {sid!r}: a keyframe is drawn at its end ({shot.duration:g} s) for the first-last-frame "
+                     f"model {spec.models.video.model}")
     # a real model is anchored only on real images: drawn by an image model, or the user's
     usable = [kf for kf in pinned if models.preview or (models.takes_images and (models.keyframe_pipeline or kf.image))]
     if not models.preview and cont.strategy == "prefix":  # autoregressive: only the opening keyframe is used
         usable = [kf for kf in usable if timing.seconds_to_frames(kf.at, spec.fps) == 0]
     keys = _Keyframes()
     negative = _negative(spec, shot)
+    shown = spec.mentions(shot)
+    references = [f"reference:{name}" for name in shown] if models.references != "text" else []
+    loras = [lora for lora in (models.keyframe_pipeline.entity_loras if models.keyframe_pipeline else [])
+             if lora.name in shown]
+    triggers = ", ".join(t for name in shown if (e := spec.entities[name]).lora and (t := e.lora.trigger))
     for k, kf in enumerate(usable):
         frame = min(timing.seconds_to_frames(kf.at, spec.fps), span.frames - 1)
         task_id = f"keyframe:{sid}:{k}"
+        drawn = not kf.image  # a user's image is used as it is
+        prompt = _full_prompt(spec, kf.prompt or shot.prompt)
         params = KeyframeParams(
             width=spec.width, height=spec.height, negative_prompt=negative,
-            prompt=_full_prompt(spec, kf.prompt or shot.prompt), image=_image(spec, kf.image),
+            prompt=f"{triggers}, {prompt}" if triggers and drawn and loras else prompt, image=_image(spec, kf.image),
             label=KeyframeLabel(shot=sid, keyframe=k, timecode=timing.frames_to_timecode(span.start + frame, spec.fps)),
-            pipeline=models.keyframe_pipeline if not kf.image else None)
+            pipeline=models.keyframe_pipeline if drawn else None, references=references if drawn else [],
+            opening=keys.ids[0] if k and drawn else None,
+            loras=loras if drawn else [])
         tasks.append(Task(task_id, "keyframe", models.keyframe_stage, sid, k, derive_seed(seed, sid, "keyframe", k),
-                          (span.head + frame, span.head + frame + 1), "shot-output", models.keyframe_model, params))
+                          (span.head + frame, span.head + frame + 1), "shot-output", models.keyframe_model, params,
+                          tuple(params.reads())))
         keys.ids.append(task_id)
         keys.times.append(kf.at)
         keys.frames.append(span.head + frame)
@@ -269,7 +339,7 @@ def chunk_tasks(spec: StoryboardSpec, models: ModelPlan, index: int, shot: ShotS
                 cont: ContinuitySpec, keys: _Keyframes, base_frames: int, opening: str | None, tasks: list[Task],
                 notes: list[str], reseed: Mapping[str, int]
                 ) -> tuple[list[timing.ChunkWindow], list[tuple[int, int, int]]]:
-    """Step 2b: chunks over the rendered range at the base rate.
+    """Step 3b: chunks over the rendered range at the base rate.
 
     Returns:
         The windows of the chunk tasks, and the ``(start, end, overlap)`` of every chunk for the seam QA (they
@@ -298,9 +368,9 @@ def chunk_tasks(spec: StoryboardSpec, models: ModelPlan, index: int, shot: ShotS
                                                        if w is not group[-1] or key_at.get(w.end - 1) is None]):
         raise StoryboardError([spec.locate(Problem(
             f"{spec.models.video.model} is a first-last-frame model: every chunk must end on a keyframe, but "
-            f"chunk(s) {open_ended} of shot {sid!r} do not. Give the shot a keyframe at its end (at: "
-            f"{shot.duration:g}), keep the frames between keyframes within chunk_frames ({chunk}), or use an "
-            f"image-to-video model", ("shots", index)))])
+            f"chunk(s) {open_ended} of shot {sid!r} do not: its keyframes are more than chunk_frames ({chunk}) "
+            f"frames apart. Add keyframes between them, raise chunk_frames, or use an image-to-video model",
+            ("shots", index)))])
     trimmed = sum(w.trimmed for w in windows)
     if trimmed:
         notes.append(f"shot {sid!r}: the last chunk generates {windows[-1].frames} frames and keeps "
@@ -378,7 +448,7 @@ def _anchors(w: timing.ChunkWindow, windows: list[timing.ChunkWindow], spans: li
 
 def interpolate_task(spec: StoryboardSpec, models: ModelPlan, shot: ShotSpec, span: timing.ShotTiming,
                      base_frames: int, blended: ShotFrames, tasks: list[Task]) -> str | None:
-    """Step 2c: the shot's chunks blended and interpolated up to the output rate (None: no interpolation)."""
+    """Step 3c: the shot's chunks blended and interpolated up to the output rate (None: no interpolation)."""
     if models.factor <= 1:
         return None
     task_id = f"interpolate:{shot.shot_id}"
@@ -390,11 +460,11 @@ def interpolate_task(spec: StoryboardSpec, models: ModelPlan, shot: ShotSpec, sp
     return task_id
 
 
-# ---------------------------------------------------------------------------------------------------- 3. encode
+# ---------------------------------------------------------------------------------------------------- 4. encode
 
 
 def encode_tasks(spec: StoryboardSpec, shots: list[ShotPlan], output: Output) -> list[Task]:
-    """Step 3: one task per H.264 segment; see `planners.segments` for where the boundaries fall.
+    """Step 4: one task per H.264 segment; see `planners.segments` for where the boundaries fall.
 
     Each segment also measures the seams in its frames. A pair of frames across a segment boundary inside a shot
     is measured by exactly one side, the one that already depends on both frames' shots: a solo piece measures
@@ -455,11 +525,11 @@ def _piece(shots: list[ShotPlan], a: int, a_offset: int, frames: int, b: int | N
                  weights=timing.ramp(frames, "linear"))
 
 
-# ---------------------------------------------------------------------------------------------------- 4. concat
+# ---------------------------------------------------------------------------------------------------- 5. concat
 
 
 def concat_task(spec: StoryboardSpec, encodes: list[Task], output: Output) -> Task:
-    """Step 4: the segments joined into the MP4 by stream copy."""
+    """Step 5: the segments joined into the MP4 by stream copy."""
     params = ConcatParams(segments=[t.id for t in encodes], frames=spec.total_frames, fps=spec.fps,
                           output=output.path)
     return Task("concat", "concat", "concat", None, 0, None, (0, spec.total_frames), "output", None, params,

@@ -9,6 +9,8 @@ import importlib
 from longvid.stages.base import Output, Stage, StageSpec
 
 _REGISTRY = {
+    "preview.reference": ("longvid.stages.preview", "PreviewReference"),
+    "diffusers.reference": ("longvid.stages.keyframes", "DiffusersReference"),
     "preview.keyframe": ("longvid.stages.preview", "PreviewKeyframe"),
     "preview.chunk": ("longvid.stages.preview", "PreviewChunk"),
     "interpolate": ("longvid.stages.interpolate", "Interpolate"),

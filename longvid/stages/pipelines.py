@@ -83,7 +83,8 @@ def release() -> None:
 
 
 def configure(pipe: Any, s: Mapping[str, Any], where: str) -> None:
-    """Scheduler, LoRAs, attention, VAE memory settings and placement, in that order."""
+    """Scheduler, LoRAs (the storyboard's and its characters' and places'), the IP-Adapter, attention, VAE memory
+    settings and placement, in that order."""
     import diffusers
 
     if s.get("scheduler"):
@@ -91,14 +92,14 @@ def configure(pipe: Any, s: Mapping[str, Any], where: str) -> None:
         if cls is None or not hasattr(cls, "from_config") or "Scheduler" not in cls.__name__:
             raise ModelLoadError(f"scheduler {s['scheduler']['name']!r} is not a diffusers scheduler class")
         pipe.scheduler = cls.from_config(pipe.scheduler.config, **s["scheduler"]["config"])
-    if s.get("loras"):
+    if s.get("loras") or s.get("_entity_loras"):
         require("peft", extra="diffusers", feature="LoRAs")
-        names = []
-        for i, lora in enumerate(s["loras"]):
+        for name, lora in adapters(s):
             kwargs = {"weight_name": lora["weight_name"]} if lora.get("weight_name") else {}
-            pipe.load_lora_weights(lora["path"], adapter_name=f"lora{i}", **kwargs)
-            names.append(f"lora{i}")
-        pipe.set_adapters(names, [lora["weight"] for lora in s["loras"]])
+            pipe.load_lora_weights(lora["_path"] if "_path" in lora else lora["path"], adapter_name=name, **kwargs)
+        activate(pipe, s, [])
+    if s.get("ip_adapter"):
+        load_ip_adapter(pipe, s["ip_adapter"])
     if s.get("attention") == "xformers":
         if not where.startswith("cuda"):
             raise ModelLoadError("attention: xformers needs a CUDA device; use sdpa (the default) here")
@@ -115,6 +116,44 @@ def configure(pipe: Any, s: Mapping[str, Any], where: str) -> None:
     else:
         pipe.to(where)
     pipe.set_progress_bar_config(disable=True)
+
+
+def adapters(s: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
+    """The LoRAs of pipeline settings by adapter name: the storyboard's, then every character's and place's."""
+    return [(f"lora{i}", lora) for i, lora in enumerate(s.get("loras") or [])] + \
+        [(f"entity_{lora['name']}", lora) for lora in s.get("_entity_loras") or []]
+
+
+def activate(pipe: Any, s: Mapping[str, Any], entities: list[str]) -> None:
+    """Weigh the storyboard's LoRAs as set, the LoRAs of `entities` as set, every other entity's LoRA at 0."""
+    named = adapters(s)
+    if named:
+        pipe.set_adapters([name for name, _ in named],
+                          [lora["weight"] if name.startswith("lora") or lora["name"] in entities else 0.0
+                           for name, lora in named])
+
+
+def load_ip_adapter(pipe: Any, adapter: Mapping[str, Any]) -> None:
+    """Load an IP-Adapter as its pipeline family's loader wants it (SD and SDXL, SD3 and Flux name things apart)."""
+    import inspect
+
+    if not hasattr(pipe, "load_ip_adapter"):
+        raise ModelLoadError(f"{type(pipe).__name__} takes no IP-Adapter: models.keyframes.ip_adapter needs SD 1.5, "
+                             f"SDXL, SD3 or Flux")
+    takes = inspect.signature(pipe.load_ip_adapter).parameters
+    kwargs: dict[str, Any] = {"weight_name": adapter["weight_name"]}
+    if "subfolder" in takes:
+        kwargs["subfolder"] = adapter["subfolder"]
+    encoder = adapter.get("image_encoder")
+    if "image_encoder_folder" in takes:
+        kwargs["image_encoder_folder"] = encoder or "image_encoder"
+    elif encoder and "image_encoder_pretrained_model_name_or_path" in takes:
+        kwargs["image_encoder_pretrained_model_name_or_path"] = encoder
+    try:
+        pipe.load_ip_adapter(adapter["_path"], **kwargs)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelLoadError(f"cannot load the IP-Adapter {adapter['model']!r} ({adapter['weight_name']}): {exc}") from exc
+    pipe.set_ip_adapter_scale(adapter["scale"])
 
 
 def settings_for(params: Any) -> dict[str, Any]:

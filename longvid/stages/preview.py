@@ -21,7 +21,7 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont, ImageOps
 import longvid.timing as timing
 from longvid.stages.base import StageSpec
 from longvid.stitching.blend import mix
-from longvid.tasks import KeyframeParams, PreviewChunkParams, Task
+from longvid.tasks import KeyframeParams, PreviewChunkParams, ReferenceParams, Task
 
 # Camera moves as (centre x, centre y, zoom) at progress 0 and 1 through the shot; zoom >= 1 crops the keyframe.
 _CAMERA = {
@@ -50,10 +50,13 @@ def fit_image(path: str, width: int, height: int) -> np.ndarray:
 
 
 class PreviewKeyframe:
-    """Draws a keyframe card, or loads the user's image."""
+    """Draws a keyframe card (with the references of who and where it shows), or loads the user's image.
 
-    spec = StageSpec(name="preview.keyframe", kind="keyframe", code_version="2", params=KeyframeParams,
-                     output="image")
+    A later keyframe of a shot shows the same scene as its first: its background is the first keyframe's, softened.
+    """
+
+    spec = StageSpec(name="preview.keyframe", kind="keyframe", code_version="3", params=KeyframeParams,
+                     inputs=("reference", "keyframe"), output="image")
 
     def __call__(self, task: Task, inputs: Mapping[str, object]) -> np.ndarray:
         # 1. check inputs
@@ -62,27 +65,14 @@ class PreviewKeyframe:
         if p.image:
             return fit_image(p.image.path, width, height)
 
-        # 2. background: palette from the prompt, shapes from the seed
-        rng = np.random.default_rng(task.seed)
-        hue = int.from_bytes(hashlib.sha256(p.prompt.encode()).digest()[:2], "big") / 65535
-        top = np.array(colorsys.hsv_to_rgb(hue, 0.55, 0.35)) * 255
-        bottom = np.array(colorsys.hsv_to_rgb((hue + 0.08) % 1, 0.45, 0.85)) * 255
-        ramp = np.linspace(0.0, 1.0, height, dtype=np.float32)[:, None, None]
-        sky = (top * (1 - ramp) + bottom * ramp).astype(np.uint8)
-        image = Image.fromarray(np.broadcast_to(sky, (height, width, 3)).copy()).convert("RGBA")
-        # soft shapes, drawn and blurred at a quarter of the size (the blur dominated the cost), then enlarged
-        q = 4
-        shapes = Image.new("RGBA", (max(1, width // q), max(1, height // q)))
-        draw = ImageDraw.Draw(shapes)
-        for _ in range(14):
-            x, y = rng.uniform(0, width) / q, rng.uniform(0, height) / q
-            r = rng.uniform(0.03, 0.16) * min(width, height) / q
-            shade = colorsys.hsv_to_rgb((hue + rng.uniform(-0.15, 0.15)) % 1, rng.uniform(0.3, 0.8), rng.uniform(0.5, 1))
-            draw.ellipse((x - r, y - r, x + r, y + r), fill=(*(int(c * 255) for c in shade), int(rng.uniform(60, 150))))
-        shapes = shapes.filter(ImageFilter.GaussianBlur(max(1, height // 120) / q + 0.5))
-        image = Image.alpha_composite(image, shapes.resize((width, height), Image.Resampling.BILINEAR))
+        # 2. the background: the shot's first keyframe, or a new one
+        if p.opening:
+            scene = Image.fromarray(inputs[p.opening]).filter(ImageFilter.GaussianBlur(max(1, height // 60)))
+            image = Image.blend(scene, _background(p.prompt, task.seed, width, height), 0.25).convert("RGBA")
+        else:
+            image = _background(p.prompt, task.seed, width, height).convert("RGBA")
 
-        # 3. the card: shot, keyframe, timecode and the prompt
+        # 3. the card: shot, keyframe, timecode and the prompt, with thumbnails of the references above it
         label = p.label
         card = Image.new("RGBA", (width, height))
         draw = ImageDraw.Draw(card)
@@ -99,7 +89,66 @@ class PreviewKeyframe:
         for n, line in enumerate(lines):
             y = top_y + head_font.size * 1.8 + height // 40 + n * line_h
             draw.text((margin + height // 40, y), line, font=body_font, fill=(255, 255, 255, 255))
+        side = max(8, min(height // 4, int(top_y) - height // 20))
+        for n, reference in enumerate(p.references):
+            thumb = Image.fromarray(inputs[reference][0]).resize((side, side), Image.Resampling.BILINEAR)
+            x = margin + n * (side + height // 40)
+            if x + side > width - margin:
+                break
+            card.paste(thumb.convert("RGBA"), (x, int(top_y) - side - height // 40))
+            draw.text((x, int(top_y) - height // 40 - head_font.size), reference.split(":", 1)[1], font=head_font,
+                      fill=(255, 255, 255, 255))
         return np.asarray(Image.alpha_composite(image, card).convert("RGB"), dtype=np.uint8).copy()
+
+
+def _background(prompt: str, seed: int | None, width: int, height: int) -> Image.Image:
+    """A seeded background: a palette from the prompt, soft shapes from the seed."""
+    rng = np.random.default_rng(seed)
+    hue = int.from_bytes(hashlib.sha256(prompt.encode()).digest()[:2], "big") / 65535
+    top = np.array(colorsys.hsv_to_rgb(hue, 0.55, 0.35)) * 255
+    bottom = np.array(colorsys.hsv_to_rgb((hue + 0.08) % 1, 0.45, 0.85)) * 255
+    ramp = np.linspace(0.0, 1.0, height, dtype=np.float32)[:, None, None]
+    sky = (top * (1 - ramp) + bottom * ramp).astype(np.uint8)
+    image = Image.fromarray(np.broadcast_to(sky, (height, width, 3)).copy()).convert("RGBA")
+    # soft shapes, drawn and blurred at a quarter of the size (the blur dominated the cost), then enlarged
+    q = 4
+    shapes = Image.new("RGBA", (max(1, width // q), max(1, height // q)))
+    draw = ImageDraw.Draw(shapes)
+    for _ in range(14):
+        x, y = rng.uniform(0, width) / q, rng.uniform(0, height) / q
+        r = rng.uniform(0.03, 0.16) * min(width, height) / q
+        shade = colorsys.hsv_to_rgb((hue + rng.uniform(-0.15, 0.15)) % 1, rng.uniform(0.3, 0.8), rng.uniform(0.5, 1))
+        draw.ellipse((x - r, y - r, x + r, y + r), fill=(*(int(c * 255) for c in shade), int(rng.uniform(60, 150))))
+    shapes = shapes.filter(ImageFilter.GaussianBlur(max(1, height // 120) / q + 0.5))
+    return Image.alpha_composite(image, shapes.resize((width, height), Image.Resampling.BILINEAR)).convert("RGB")
+
+
+def fit_square(path: str, size: int) -> np.ndarray:
+    """A reference image, whole, inside a `size` square (padded with grey): a character sheet keeps its feet."""
+    with Image.open(path) as picture:
+        fitted = ImageOps.pad(picture.convert("RGB"), (size, size), Image.Resampling.LANCZOS, color=(128, 128, 128))
+    return np.asarray(fitted, dtype=np.uint8).copy()
+
+
+class PreviewReference:
+    """A character's or place's reference: the user's images, or a card with its name and description."""
+
+    spec = StageSpec(name="preview.reference", kind="reference", code_version="1", params=ReferenceParams,
+                     output="frames")
+
+    def __call__(self, task: Task, inputs: Mapping[str, object]) -> np.ndarray:
+        p: ReferenceParams = task.params
+        if p.images:
+            return np.stack([fit_square(image.path, p.size) for image in p.images])
+        card = _background(p.description, task.seed, p.size, p.size)
+        draw = ImageDraw.Draw(card)
+        head, body = _font(max(8, p.size // 10)), _font(max(8, p.size // 16))
+        margin = p.size // 12
+        draw.text((margin, margin), f"{p.entity}: {p.name}", font=head, fill=(255, 220, 120))
+        chars = max(8, int((p.size - 2 * margin) / (body.getlength("abcdefghij") / 10)))
+        for n, line in enumerate(textwrap.wrap(p.description, chars)[:8]):
+            draw.text((margin, margin + head.size * 1.8 + n * body.size * 1.3), line, font=body, fill=(255, 255, 255))
+        return np.asarray(card, dtype=np.uint8)[None].copy()
 
 
 class PreviewChunk:

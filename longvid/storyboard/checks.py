@@ -8,10 +8,11 @@ problem is collected, never just the first.
 from __future__ import annotations
 
 import difflib
+from pathlib import Path
 
 import longvid.timing as timing
 from longvid.errors import Problem
-from longvid.families import Family, get_family, model_problem, pipeline_class
+from longvid.families import Family, get_family, looks_like_path, model_problem, pipeline_class
 from longvid.storyboard.schema import CHARACTER_REF, ContinuitySpec, StoryboardSpec
 
 
@@ -22,7 +23,18 @@ def check_semantics(spec: StoryboardSpec) -> list[Problem]:
     def add(path: tuple, message: str) -> None:
         problems.append(Problem(message, path))
 
-    names = sorted(spec.characters)
+    names = sorted(spec.entities)
+    for name in sorted(set(spec.characters) & set(spec.places)):
+        add(("places", name), f"`{name}` is defined twice, as a character and as a place: `{{{name}}}` must mean one")
+    for group in ("characters", "places"):
+        for name, entity in getattr(spec, group).items():
+            many = isinstance(entity.reference, list)
+            for i, image in enumerate(entity.references):
+                where = (group, name, "reference", *((i,) if many else ()))
+                if (why := _unreadable_image(spec.base_dir / image)) is not None:
+                    add(where, why)
+            if entity.lora and _missing_lora(entity.lora.path, spec.base_dir):
+                add((group, name, "lora", "path"), f"LoRA not found: {spec.base_dir / entity.lora.path}")
     seen: dict[str, int] = {}
     for i, shot in enumerate(spec.shots):
         if shot.shot_id in seen:
@@ -32,9 +44,10 @@ def check_semantics(spec: StoryboardSpec) -> list[Problem]:
         prompts += [(("shots", i, "keyframes", k, "prompt"), kf.prompt) for k, kf in enumerate(shot.keyframes)]
         for path, prompt in prompts:
             for ref in CHARACTER_REF.findall(prompt or ""):
-                if ref not in spec.characters:
-                    known = ", ".join(names) if names else "none are defined under `characters`"
-                    add(path, f"unknown character `{{{ref}}}`{did_you_mean(ref, names, '{', '}')}; characters: {known}")
+                if ref not in spec.entities:
+                    known = ", ".join(names) if names else "none are defined under `characters` or `places`"
+                    add(path, f"unknown character or place `{{{ref}}}`{did_you_mean(ref, names, '{', '}')}; "
+                              f"defined: {known}")
         frames_at: dict[int, int] = {}
         for k, kf in enumerate(shot.keyframes):
             if kf.at > shot.duration + 1e-9:
@@ -46,8 +59,8 @@ def check_semantics(spec: StoryboardSpec) -> list[Problem]:
             if frame in frames_at:
                 add(("shots", i, "keyframes", k, "at"), f"two keyframes at frame {frame} (at {kf.at:g} s)")
             frames_at[frame] = k
-            if kf.image is not None and not (spec.base_dir / kf.image).is_file():
-                add(("shots", i, "keyframes", k, "image"), f"image file not found: {spec.base_dir / kf.image}")
+            if kf.image is not None and (why := _unreadable_image(spec.base_dir / kf.image)) is not None:
+                add(("shots", i, "keyframes", k, "image"), why)
 
     last = len(spec.shots) - 1
     for i, shot in enumerate(spec.shots):
@@ -181,3 +194,23 @@ def _strategy_problems(where: tuple, cont: ContinuitySpec, family: Family, abili
 def did_you_mean(word: str, choices: list[str], left: str = "`", right: str = "`") -> str:
     close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
     return f" (did you mean {left}{close[0]}{right}?)" if close else ""
+
+
+def _missing_lora(path: str, base_dir) -> bool:
+    """A LoRA named as a file or a folder that is not there (a hub id is taken on trust)."""
+    local = path.endswith((".safetensors", ".bin", ".pt", ".ckpt")) or looks_like_path(path)
+    return local and not (base_dir / path).exists() and not Path(path).expanduser().exists()
+
+
+def _unreadable_image(path) -> str | None:
+    """Why `path` is not an image longvid can read, or None."""
+    if not path.is_file():
+        return f"image file not found: {path}"
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            image.verify()
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:
+        return f"cannot read {path} as an image ({type(exc).__name__}: {exc})"
+    return None

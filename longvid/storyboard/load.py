@@ -81,6 +81,10 @@ def json_schema() -> dict:
     shot = schema["$defs"]["ShotSpec"]["properties"]
     shot["transition"] = {"anyOf": [{"$ref": "#/$defs/TransitionSpec"}, {"enum": ["cut"]}],
                           "description": TransitionSpec.__doc__}
+    # ... and a character or place as its description alone
+    for group in ("characters", "places"):
+        for pattern in schema["properties"][group]["patternProperties"].values():
+            pattern["anyOf"] = [{"$ref": pattern.pop("$ref")}, {"type": "string", "minLength": 1}]
     return schema
 
 
@@ -145,8 +149,9 @@ def _structure_problems(exc: ValidationError) -> list[Problem]:
         elif kind in ("value_error", "assertion_error"):
             message = msg.removeprefix("Value error, ")
             message = message if message.startswith(("a ", "the ")) else f"`{field}` {message}"
-        elif kind == "string_pattern_mismatch" and loc[:1] == ("characters",):
-            message = f"character name {field!r} must be letters, digits, '_' or '-', starting with a letter"
+        elif kind == "string_pattern_mismatch" and loc[:1] in (("characters",), ("places",)):
+            what = "character" if loc[0] == "characters" else "place"
+            message = f"{what} name {field!r} must be letters, digits, '_' or '-', starting with a letter"
         else:
             message = f"`{field}` {msg[0].lower()}{msg[1:]} (got {value!r})".replace("Input should", "should")
             message = message.replace("` input should", "` should")

@@ -152,8 +152,21 @@ class VideoModelSpec(PipelineOptions):
         return self.chunk_frames or get_family(self.family).chunk_frames
 
 
+class IPAdapterSpec(_Spec):
+    """An IP-Adapter for the keyframe model (SD 1.5, SDXL, SD3, Flux), through which references condition keyframes."""
+
+    model: str = Field(description="Hub id or folder of the adapter, e.g. h94/IP-Adapter.")
+    subfolder: str = Field("", description="Where the weights are inside it, e.g. sdxl_models.")
+    weight_name: str = Field(description="The weights file, e.g. ip-adapter_sdxl.safetensors.")
+    image_encoder: str | None = Field(None, description="Its image encoder: a subfolder of `subfolder`, a hub id "
+                                                        "or a folder (default: `image_encoder` inside `subfolder`).")
+    scale: float = Field(0.6, ge=0, le=2, description="How strongly the references hold.")
+
+
 class KeyframeModelSpec(PipelineOptions):
     """The image model that draws keyframes: ``preview`` (no weights), or diffusers when `model` is given."""
+
+    ip_adapter: IPAdapterSpec | None = None
 
     backend: Literal["preview", "diffusers"] | None = Field(None, description="Default: diffusers when `model` "
                                                                                 "is given, else preview.")
@@ -193,6 +206,41 @@ class ModelsSpec(_Spec):
     interpolation: InterpolationSpec = Field(default_factory=InterpolationSpec)
 
 
+class EntityLora(_Spec):
+    """A LoRA that carries a character's (or a place's) look; active only in the keyframes where it appears."""
+
+    path: str = Field(description="Hub id, folder or .safetensors file (relative to the storyboard).")
+    weight: float = Field(1.0, ge=-10, le=10)
+    trigger: str | None = Field(None, description="The LoRA's trigger word, put before the prompts it is active in.")
+    weight_name: str | None = Field(None, description="The file inside a hub repo or folder, when it holds several.")
+
+
+class EntitySpec(_Spec):
+    """A character or a place: what it looks like, and optionally reference images and a LoRA.
+
+    A plain string is the description alone.
+    """
+
+    description: str = Field(min_length=1)
+    reference: str | list[str] | None = Field(None, description="An image or a list, relative to the storyboard. "
+                                              "Without one, a reference is generated once with the keyframe model.")
+    lora: EntityLora | None = None
+
+    @property
+    def references(self) -> list[str]:
+        return [self.reference] if isinstance(self.reference, str) else list(self.reference or [])
+
+
+def _entity_shorthand(value: Any) -> Any:
+    # `dog: a scruffy brown terrier` is the common case
+    if isinstance(value, dict):
+        return {name: {"description": v} if isinstance(v, str) else v for name, v in value.items()}
+    return value
+
+
+Name = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$")]
+
+
 class StoryboardSpec(_Spec):
     """A whole video: global settings, characters, and the shots in order."""
 
@@ -205,10 +253,14 @@ class StoryboardSpec(_Spec):
     seed: int = Field(0, ge=0, lt=2**63)
     style: str = ""
     negative_prompt: str = ""
-    characters: dict[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$")], str] = Field(default_factory=dict)
+    characters: dict[Name, EntitySpec] = Field(default_factory=dict, description="name -> a description, or "
+                                               "{description, reference, lora}; {name} in a prompt refers to it.")
+    places: dict[Name, EntitySpec] = Field(default_factory=dict, description="Sets and locations, as characters.")
     models: ModelsSpec = Field(default_factory=ModelsSpec)
     continuity: ContinuitySpec = Field(default_factory=ContinuitySpec)
     shots: list[ShotSpec] = Field(min_length=1)
+
+    _characters = field_validator("characters", "places", mode="before")(_entity_shorthand)
 
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
     _source: str | None = PrivateAttr(None)
@@ -276,9 +328,21 @@ class StoryboardSpec(_Spec):
     def total_frames(self) -> int:
         return timing.seconds_to_frames(self.duration, self.fps)
 
+    @property
+    def entities(self) -> dict[str, EntitySpec]:
+        """Characters and places together, by name (a name is one or the other)."""
+        return self.characters | self.places
+
     def expand(self, text: str) -> str:
-        """Replace each ``{name}`` with that character's description."""
-        return CHARACTER_REF.sub(lambda m: self.characters.get(m[1], m[0]), text)
+        """Replace each ``{name}`` with that character's or place's description."""
+        entities = self.entities
+        return CHARACTER_REF.sub(lambda m: entities[m[1]].description if m[1] in entities else m[0], text)
+
+    def mentions(self, shot: ShotSpec) -> list[str]:
+        """The characters and places a shot refers to (in its prompt or its keyframes'), characters first."""
+        texts = [shot.prompt, *(kf.prompt or "" for kf in shot.keyframes)]
+        named = {name for text in texts for name in CHARACTER_REF.findall(text)}
+        return [n for n in self.characters if n in named] + [n for n in self.places if n in named]
 
     def continuity_for(self, shot: ShotSpec) -> ContinuitySpec:
         """The shot's continuity: the storyboard's, with the keys the shot sets replaced."""
@@ -303,6 +367,10 @@ class StoryboardSpec(_Spec):
 
     def to_yaml(self) -> str:
         data = self.model_dump(mode="json", exclude_defaults=True)
+        for group in ("characters", "places"):
+            for name, entity in data.get(group, {}).items():
+                if set(entity) == {"description"}:  # the short form
+                    data[group][name] = entity["description"]
         data.setdefault("shots", [])
         for shot, src in zip(data["shots"], self.shots, strict=True):
             shot["id"] = src.id  # ids are always written, so seeds survive re-ordering

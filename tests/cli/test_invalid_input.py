@@ -65,7 +65,52 @@ CASES = {
           - prompt: "{kepeer} climbs"
             duration: 2
         """,
-        "4:13", "unknown character `{kepeer}` (did you mean {keeper}?); characters: keeper",
+        "4:13", "unknown character or place `{kepeer}` (did you mean {keeper}?); defined: keeper",
+    ),
+    "unknown place": (
+        """\
+        characters:
+          keeper: an old man
+        places:
+          lighthouse: a white tower on a cliff
+        shots:
+          - prompt: "{keeper} climbs {lighthose}"
+            duration: 2
+        """,
+        "6:13", "unknown character or place `{lighthose}` (did you mean {lighthouse}?); defined: keeper, lighthouse",
+    ),
+    "a name used twice": (
+        """\
+        characters:
+          pier: a fisherman called Pier
+        places:
+          pier: a wooden pier
+        shots:
+          - {prompt: "{pier} at dawn", duration: 2}
+        """,
+        "4:9", "`pier` is defined twice, as a character and as a place: `{pier}` must mean one",
+    ),
+    "missing reference image": (
+        """\
+        characters:
+          mira:
+            description: a fisherwoman in a red hat
+            reference: refs/mira.png
+        shots:
+          - {prompt: "{mira} waves", duration: 2}
+        """,
+        "4:16", "image file not found:",
+    ),
+    "unreadable reference image": (
+        """\
+        places:
+          pier:
+            description: a wooden pier
+            reference: [story.yaml]
+        shots:
+          - {prompt: "{pier} at dawn", duration: 2}
+        """,
+        "4:17", "cannot read",
     ),
     "keyframe outside its shot": (
         """\

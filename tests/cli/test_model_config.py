@@ -99,23 +99,31 @@ def test_model_settings_a_storyboard_cannot_use_exit_2(case, tmp_path):
     assert "Traceback" not in result.stderr
 
 
-def test_a_first_last_frame_model_needs_every_chunk_to_end_on_a_keyframe(tmp_path):
+def test_a_first_last_frame_model_gets_a_keyframe_at_each_shots_end(tmp_path):
     flf2v = fake_model(tmp_path, "flf2v", "WanImageToVideoPipeline", {"pos_embed_seq_len": 514})
     sd = fake_model(tmp_path, "sd", "StableDiffusionPipeline")
-    story = write(tmp_path / "story.yaml", board(f"  keyframes: {{model: {sd}}}\n  video: {{family: wan, model: {flf2v}}}\n"))
-    output = tmp_path / "out.mp4"
-    result = run_cli("render", str(story), "-o", str(output))
-    assert result.returncode == 2, result.stderr
-    assert "is a first-last-frame model: every chunk must end on a keyframe" in result.stderr
-    assert "at: 2" in result.stderr and not output.exists()
-    # with a keyframe at the end of the shot, it plans one chunk from keyframe to keyframe
-    write(story, board(f"  keyframes: {{model: {sd}}}\n  video: {{family: wan, model: {flf2v}}}\n",
-                       "  - prompt: a cat\n    duration: 2\n    keyframes: [{at: 2, prompt: the cat sleeps}]\n"))
+    models = f"  keyframes: {{model: {sd}}}\n  video: {{family: wan, model: {flf2v}}}\n"
+    story = write(tmp_path / "story.yaml", board(models))
+    # a shot without a keyframe at its end gets one drawn there: one chunk from keyframe to keyframe
+    check = run_cli("validate", str(story))
+    assert check.returncode == 0, check.stderr
+    assert "note: shot 'shot01': a keyframe is drawn at its end (2 s) for the first-last-frame model" in check.stdout
     graph = run_cli("graph", str(story), "--format", "json")
     assert graph.returncode == 0, graph.stderr
-    (chunk,) = [t for t in json.loads(graph.stdout)["tasks"] if t["kind"] == "chunk"]
+    tasks = json.loads(graph.stdout)["tasks"]
+    (chunk,) = [t for t in tasks if t["kind"] == "chunk"]
+    keyframes = [t for t in tasks if t["kind"] == "keyframe"]
+    assert [k["window"] for k in keyframes] == [[0, 1], [47, 48]]  # the last one on the shot's last frame
+    assert keyframes[1]["params"]["opening"] == "keyframe:shot01:0"  # the same scene as the shot's first
     # 2 s at 24 fps is 48 frames; generated at Wan's 16 fps that is 33, a legal 4k+1: first and last are keyframes
     assert chunk["params"]["frames"] == 33 and chunk["params"]["used"] == 33
     assert [{k: a[k] for k in ("task", "index")} for a in chunk["params"]["anchors"]] == [
         {"task": "keyframe:shot01:0", "index": 0}, {"task": "keyframe:shot01:1", "index": 32}]
     assert chunk["deps"] == ["keyframe:shot01:0", "keyframe:shot01:1"]
+    # keyframes further apart than a chunk can span cannot be met
+    write(story, board(models.replace("video: {", "video: {chunk_frames: 17, "),
+                       "  - prompt: a cat\n    duration: 3\n"))
+    result = run_cli("render", str(story), "-o", str(tmp_path / "out.mp4"))
+    assert result.returncode == 2, result.stderr
+    assert "is a first-last-frame model: every chunk must end on a keyframe" in result.stderr
+    assert "more than chunk_frames (17) frames apart" in result.stderr and not (tmp_path / "out.mp4").exists()

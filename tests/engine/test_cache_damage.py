@@ -60,7 +60,7 @@ def test_cache_verify_finds_damage_and_repairs_it(small_storyboard, tmp_path, pr
     manifest = longvid.render(small_storyboard, tmp_path / "a.mp4")
     store = ArtifactStore(private_cache)
     clean = run_cli("cache", "verify")
-    assert clean.returncode == 0 and clean.stdout.strip().endswith("8 entries checked, 0 damaged")
+    assert clean.returncode == 0 and clean.stdout.strip().endswith("9 entries checked, 0 damaged")
     key = entry(manifest, "encode:hunt:0")
     path = artifact(store, key)
     data = bytearray(path.read_bytes())
@@ -69,7 +69,7 @@ def test_cache_verify_finds_damage_and_repairs_it(small_storyboard, tmp_path, pr
     found = run_cli("cache", "verify")
     assert found.returncode == 1
     assert f"damaged: {key} (encode:hunt:0): its sha256 differs from the record's" in found.stdout
-    assert found.stdout.strip().endswith("8 entries checked, 1 damaged: run `longvid cache verify --repair`")
+    assert found.stdout.strip().endswith("9 entries checked, 1 damaged: run `longvid cache verify --repair`")
     repaired = run_cli("cache", "verify", "--repair")
     assert repaired.returncode == 0 and "1 damaged, removed" in repaired.stdout
     assert not store.folder(key).exists()

@@ -39,9 +39,10 @@ def test_a_cached_render_encodes_nothing_and_writes_the_same_bytes(small_storybo
     first = longvid.render(small_storyboard, tmp_path / "a.mp4")
     events = []
     second = longvid.render(small_storyboard, tmp_path / "b.mp4", report=events.append)
-    # 4 keyframes, 4 segments and the concat; the 4 preview chunks are drawn inside the segments, never stored
-    assert (first["execution"]["ran"], first["execution"]["cached"], first["execution"]["computed_inline"]) == (9, 0, 4)
-    assert (second["execution"]["ran"], second["execution"]["cached"]) == (1, 8)
+    # the fox's reference, 4 keyframes, 4 segments and the concat; the 4 preview chunks are drawn inside the
+    # segments, never stored
+    assert (first["execution"]["ran"], first["execution"]["cached"], first["execution"]["computed_inline"]) == (10, 0, 4)
+    assert (second["execution"]["ran"], second["execution"]["cached"]) == (1, 9)
     assert [e.task for e in events if e.type == "started"] == ["concat"]
     assert all(s["cached"] for s in second["segments"]) and not any(s["cached"] for s in first["segments"])
     assert all(not c["stored"] and c["computed_in"] for s in first["shots"] for c in s["chunks"])
@@ -260,24 +261,24 @@ def lines(text: str) -> list[str]:
 def test_status_and_cache_commands(small_storyboard, tmp_path):
     before = run_cli("status", str(small_storyboard))
     assert before.returncode == 0
-    assert before.stdout.strip().endswith("0 fresh, 0 stale, 13 missing: a render would run 13 of 13 tasks")
+    assert before.stdout.strip().endswith("0 fresh, 0 stale, 14 missing: a render would run 14 of 14 tasks")
     assert run_cli("render", str(small_storyboard), "-o", str(tmp_path / "s.mp4"), "-q").returncode == 0
     after = run_cli("status", str(small_storyboard))
-    assert after.stdout.strip().endswith("13 fresh, 0 stale, 0 missing: a render would run 0 of 13 tasks")
+    assert after.stdout.strip().endswith("14 fresh, 0 stale, 0 missing: a render would run 0 of 14 tasks")
     other = lines(run_cli("status", str(small_storyboard), "--crf", "20").stdout)
     assert "encode:hunt:0 stale param_changed: crf 18 -> 20" in other
     info = run_cli("cache", "info")
-    assert ": 8 entries," in info.stdout  # 4 keyframes and 4 segments
+    assert ": 9 entries," in info.stdout  # a reference, 4 keyframes and 4 segments
     nothing = run_cli("cache", "clean")
     assert nothing.returncode == 2 and "say what to remove" in nothing.stderr
     bad = run_cli("cache", "clean", "--older-than", "soon")
     assert bad.returncode == 2 and "`older-than` ('soon') must be a number with a unit" in bad.stderr
     cleaned = run_cli("cache", "clean", "--all")
-    assert cleaned.returncode == 0 and cleaned.stdout.startswith("removed 8 entries")
+    assert cleaned.returncode == 0 and cleaned.stdout.startswith("removed 9 entries")
     emptied = lines(run_cli("status", str(small_storyboard)).stdout)
     assert "encode:hunt:0 missing missing_artifact" in emptied
     assert "chunk:night:0 stale needed_by: encode:night:0" in emptied
-    assert "concat stale inputs_rerun: 12 tasks" in emptied
+    assert "concat stale inputs_rerun: 13 tasks" in emptied
 
 
 def test_bad_devices_and_workers_exit_2(small_storyboard, tmp_path):
@@ -342,4 +343,4 @@ def test_worker_processes_can_be_used_from_a_thread(small_storyboard, tmp_path):
         manifest=longvid.render(small_storyboard, tmp_path / "t.mp4", workers=2)))
     thread.start()
     thread.join(timeout=120)
-    assert result["manifest"]["execution"]["ran"] == 9
+    assert result["manifest"]["execution"]["ran"] == 10

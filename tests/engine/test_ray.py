@@ -25,7 +25,8 @@ def test_ray_renders_the_same_frames_as_the_local_executor(cluster, interpolated
     assert on_ray["execution"]["executor"] == "ray"
     # interpolation needs a device worker: the actors; the concat writes the output: this process
     assert {s["interpolation"]["worker"] for s in on_ray["shots"]} <= {"cpu#0", "cpu#1"}
-    assert on_ray["execution"]["ran"] == local["execution"]["ran"] == 12  # 4 keyframes, 3 shots, 4 segments, 1
+    assert on_ray["execution"]["ran"] == local["execution"]["ran"] == 13  # a reference, 4 keyframes, 3 shots, 4
+    # segments and the concat
     assert (tmp_path / "ray.mp4").read_bytes() == (tmp_path / "local.mp4").read_bytes()
 
 

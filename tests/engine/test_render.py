@@ -139,6 +139,6 @@ def test_a_failing_task_is_retried_then_reported_while_independent_tasks_finish(
     assert "Traceback" in record["traceback"] and record["hint"]
     assert "encode:hunt:0: ValueError: the encoder fell over after 2 attempt(s)" in str(info.value)
     assert sorted(info.value.execution.ran) == sorted(
-        ["keyframe:wake:0", "keyframe:hunt:0", "keyframe:hunt:1", "keyframe:night:0", "encode:wake:0",
-         "encode:wake>hunt", "encode:night:0"])
+        ["reference:fox", "keyframe:wake:0", "keyframe:hunt:0", "keyframe:hunt:1", "keyframe:night:0",
+         "encode:wake:0", "encode:wake>hunt", "encode:night:0"])
     assert not (tmp_path / "out" / "small.mp4").exists()

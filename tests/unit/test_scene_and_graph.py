@@ -106,5 +106,5 @@ def test_graph_exports():
     dot = to_dot(plan.graph.graph, "x")
     assert dot.startswith('digraph "x" {') and '"keyframe:climb:1" -> "chunk:climb:5";' in dot
     tasks = json.loads(plan.graph.to_json())["tasks"]
-    assert len(tasks) == len(plan.graph) == 26 and tasks[-1]["id"] == "concat"
+    assert len(tasks) == len(plan.graph) == 27 and tasks[-1]["id"] == "concat"  # with reference:keeper
     assert tasks[-1]["params"]["segments"] == [t.id for t in plan.graph.of_kind("encode")]

@@ -1,0 +1,144 @@
+"""Cast and places through tiny real keyframe models: references reach the pipeline the way it takes them (an
+IP-Adapter on SD, an image-edit model), change their own shots' keyframes and no other's; LoRAs only where their
+character is; later keyframes continue the shot's first."""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("diffusers", reason="needs the [diffusers] extra")
+
+import longvid  # noqa: E402
+from longvid.cache import ArtifactStore  # noqa: E402
+from tests.conftest import write  # noqa: E402
+from tests.tiny_models import build_ip_adapter, build_lora  # noqa: E402
+
+
+def picture(path: Path, colour: tuple[int, int, int], mark: tuple[int, int, int]) -> Path:
+    image = np.zeros((96, 64, 3), np.uint8)  # taller than wide: fitted whole into a square, padded with grey
+    image[:] = colour
+    image[30:60, 20:44] = mark
+    Image.fromarray(image).save(path)
+    return path
+
+
+def story(tmp_path: Path, keyframes: dict, *, lora: dict | None = None, end_keyframe: bool = False) -> Path:
+    mira: dict = {"description": "a young fisherwoman in a red knitted hat", "reference": "mira.png"}
+    if lora:
+        mira["lora"] = lora
+    first = {"id": "pier", "prompt": "{mira} walks along the pier", "duration": 0.5}
+    if end_keyframe:
+        first["keyframes"] = [{"at": 0.5, "prompt": "{mira} waves from the end of the pier"}]
+    data = {"fps": 8, "width": 64, "height": 64, "seed": 5, "characters": {"mira": mira},
+            "models": {"keyframes": keyframes | {"steps": 2}},
+            "shots": [first, {"id": "sea", "prompt": "the sea at dawn", "duration": 0.5}]}
+    return write(tmp_path / "story.yaml", json.dumps(data))
+
+
+def spy(monkeypatch, cls, calls: list) -> None:
+    original = cls.__call__
+
+    @functools.wraps(original)  # the stage reads the call's signature to pass only what a pipeline takes
+    def recording(self, *args, **kwargs):
+        calls.append((type(self).__name__, kwargs))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(cls, "__call__", recording)
+
+
+def keyframes_of(manifest: dict, cache: Path) -> dict[str, np.ndarray]:
+    store = ArtifactStore(cache)
+    return {k["task"]: store.load(k["cache_key"]) for s in manifest["shots"] for k in s["keyframes"]}
+
+
+def fitted(path: Path) -> np.ndarray:
+    from longvid.stages.preview import fit_square
+
+    return fit_square(str(path), 64)
+
+
+def test_an_ip_adapter_takes_the_references_and_they_change_only_their_shots(tiny, tmp_path, monkeypatch,
+                                                                               private_cache):
+    from diffusers import StableDiffusionPipeline
+
+    adapter = build_ip_adapter(tmp_path)
+    keyframes = {"model": str(tiny("sd")), "ip_adapter": {"model": str(adapter), "subfolder": "models",
+                                                          "weight_name": "ip-adapter.safetensors", "scale": 1.0}}
+    board = story(tmp_path, keyframes)
+    picture(tmp_path / "mira.png", (200, 40, 40), (250, 220, 30))
+    calls: list = []
+    spy(monkeypatch, StableDiffusionPipeline, calls)
+    first = longvid.render(board, tmp_path / "a.mp4")
+    by_prompt = {kwargs["prompt"]: kwargs for _, kwargs in calls}
+    with_mira = next(k for p, k in by_prompt.items() if p.startswith("a young fisherwoman"))
+    (images,) = with_mira["ip_adapter_image"]  # one adapter, its images
+    assert len(images) == 1 and np.array_equal(np.asarray(images[0]), fitted(tmp_path / "mira.png"))
+    nobody = by_prompt["the sea at dawn"]["ip_adapter_image"][0]
+    assert np.asarray(nobody[0]).std() == 0, "a shot nobody is in gets a blank image prompt (at scale 0)"
+
+    before = keyframes_of(first, private_cache)
+    picture(tmp_path / "mira.png", (30, 60, 200), (10, 250, 120))  # another look for Mira
+    rows = {row.task: row for row in longvid.status(board)}
+    assert rows["keyframe:pier:0"].reasons == ("input_changed: reference:mira",)
+    assert rows["keyframe:sea:0"].state == "fresh"
+    second = longvid.render(board, tmp_path / "b.mp4")
+    after = keyframes_of(second, private_cache)
+    assert np.abs(after["keyframe:pier:0"].astype(int) - before["keyframe:pier:0"]).mean() > 1
+    assert np.array_equal(after["keyframe:sea:0"], before["keyframe:sea:0"])
+    assert {k["task"] for s in second["shots"] for k in s["keyframes"] if k["cached"]} == {"keyframe:sea:0"}
+
+
+def test_an_edit_model_takes_the_references_with_the_prompt(tiny, tmp_path, monkeypatch, private_cache):
+    from diffusers import FluxKontextPipeline
+
+    board = story(tmp_path, {"model": str(tiny("flux-kontext"))})
+    picture(tmp_path / "mira.png", (200, 40, 40), (250, 220, 30))
+    calls: list = []
+    spy(monkeypatch, FluxKontextPipeline, calls)
+    first = longvid.render(board, tmp_path / "a.mp4")
+    with_mira = next(k for _, k in calls if k["prompt"].startswith("a young fisherwoman"))
+    image = np.asarray(with_mira["image"])
+    assert image.shape == (64, 64, 3) and np.abs(image.astype(int) - fitted(tmp_path / "mira.png")).mean() < 3
+    assert "image" not in next(k for _, k in calls if k["prompt"] == "the sea at dawn")
+
+    before = keyframes_of(first, private_cache)
+    picture(tmp_path / "mira.png", (30, 60, 200), (10, 250, 120))
+    after = keyframes_of(longvid.render(board, tmp_path / "b.mp4"), private_cache)
+    # a one-layer random Kontext barely looks at its image tokens: the pixels move, if only a little
+    assert not np.array_equal(after["keyframe:pier:0"], before["keyframe:pier:0"])
+    assert np.array_equal(after["keyframe:sea:0"], before["keyframe:sea:0"])
+
+
+def test_a_characters_lora_is_active_only_in_its_shots(tiny, tmp_path, monkeypatch, private_cache):
+    from diffusers import StableDiffusionPipeline
+
+    picture(tmp_path / "mira.png", (200, 40, 40), (250, 220, 30))
+    plain = keyframes_of(longvid.render(story(tmp_path, {"model": str(tiny("sd"))}), tmp_path / "a.mp4"),
+                         private_cache)
+    lora = {"path": str(build_lora(tmp_path)), "weight": 1.0, "trigger": "m1ra"}
+    calls: list = []
+    spy(monkeypatch, StableDiffusionPipeline, calls)
+    with_lora = keyframes_of(longvid.render(story(tmp_path, {"model": str(tiny("sd"))}, lora=lora),
+                                            tmp_path / "b.mp4"), private_cache)
+    assert np.abs(with_lora["keyframe:pier:0"].astype(int) - plain["keyframe:pier:0"]).mean() > 1
+    assert np.array_equal(with_lora["keyframe:sea:0"], plain["keyframe:sea:0"]), "no Mira, no LoRA"
+    assert [k["prompt"].split(",")[0] for _, k in calls if "fisherwoman" in k["prompt"]] == ["m1ra"]
+
+
+def test_a_later_keyframe_continues_the_shots_first(tiny, tmp_path, monkeypatch, private_cache):
+    from diffusers import StableDiffusionImg2ImgPipeline
+
+    picture(tmp_path / "mira.png", (200, 40, 40), (250, 220, 30))
+    calls: list = []
+    spy(monkeypatch, StableDiffusionImg2ImgPipeline, calls)
+    manifest = longvid.render(story(tmp_path, {"model": str(tiny("sd"))}, end_keyframe=True), tmp_path / "a.mp4")
+    frames = keyframes_of(manifest, private_cache)
+    ((_, kwargs),) = calls  # the end keyframe only: redrawn from the shot's first, with its own prompt
+    assert np.array_equal(np.asarray(kwargs["image"]), frames["keyframe:pier:0"])
+    assert kwargs["prompt"].startswith("a young fisherwoman in a red knitted hat waves") and kwargs["strength"] < 1
