@@ -2,11 +2,13 @@
 
 This is the only module that imports networkx.
 
-Shot graph nodes are ``shot:ID`` and ``keyframe:ID:K``; its edges have a ``kind``:
+Shot graph nodes are ``shot:ID``, ``keyframe:ID:K``, ``character:NAME`` and ``place:NAME``; its edges have a
+``kind``:
 
 * ``next``: shot to the following shot, with the transition between them;
 * ``anchors``: keyframe to the shot it pins down;
-* ``continuity``: an earlier shot to a later one that shows the same character (the later shot should look the same).
+* ``appears_in``: a character or place to each shot that refers to it (in its prompt or its keyframes');
+* ``continuity``: an earlier shot to a later one that shows the same character or place (it should look the same).
 
 Render graph nodes are task ids (``keyframe:ID:K``, ``chunk:ID:I``, ``interpolate:ID``, ``encode:ID:I``,
 ``concat``), each holding its `Task`; an edge runs from a task to a task that needs its output.
@@ -21,13 +23,17 @@ from typing import Any
 import networkx as nx
 
 from longvid.errors import PlanError, Problem
-from longvid.storyboard import CHARACTER_REF, StoryboardSpec
+from longvid.storyboard import StoryboardSpec
 from longvid.tasks import Task
 
 
 def build_shot_graph(spec: StoryboardSpec) -> nx.MultiDiGraph:
-    """The storyboard as a graph of shots, keyframes, transitions and character continuity."""
+    """The storyboard as a graph of shots, keyframes, transitions, its cast and places, and their continuity."""
     graph = nx.MultiDiGraph(title=spec.title, fps=spec.fps, width=spec.width, height=spec.height, seed=spec.seed)
+    for group, kind in (("characters", "character"), ("places", "place")):
+        for name, entity in getattr(spec, group).items():
+            graph.add_node(f"{kind}:{name}", type=kind, description=entity.description, reference=entity.references,
+                           lora=entity.lora.path if entity.lora else None)
     last_seen: dict[str, str] = {}
     for shot, span in zip(spec.shots, spec.timings(), strict=True):
         node = f"shot:{shot.shot_id}"
@@ -44,9 +50,11 @@ def build_shot_graph(spec: StoryboardSpec) -> nx.MultiDiGraph:
             kf_node = f"keyframe:{shot.shot_id}:{k}"
             graph.add_node(kf_node, type="keyframe", at=kf.at, prompt=spec.expand(kf.prompt or shot.prompt), image=kf.image)
             graph.add_edge(kf_node, node, key="anchors", kind="anchors")
-        for name in sorted(set(CHARACTER_REF.findall(shot.prompt))):
+        for name in spec.mentions(shot):
+            kind = "character" if name in spec.characters else "place"
+            graph.add_edge(f"{kind}:{name}", node, key="appears_in", kind="appears_in")
             if name in last_seen:
-                graph.add_edge(last_seen[name], node, key=f"continuity:{name}", kind="continuity", character=name)
+                graph.add_edge(last_seen[name], node, key=f"continuity:{name}", kind="continuity", **{kind: name})
             last_seen[name] = node
     for before, after in zip(spec.shots, spec.shots[1:], strict=False):
         transition = before.transition.model_dump(exclude_none=True)
@@ -127,7 +135,9 @@ def to_dot(graph: nx.DiGraph | nx.MultiDiGraph, name: str = "longvid") -> str:
 
     lines = [f"digraph {quote(name)} {{", "  rankdir=LR;", "  node [shape=box, fontname=Helvetica];"]
     for node, attrs in graph.nodes(data=True):
-        lines.append(f"  {quote(node)} [label={quote(label(node, attrs))}];")
+        # cast and places read as ellipses, apart from the boxes of shots and tasks
+        shape = ", shape=ellipse" if attrs.get("type") in ("character", "place") else ""
+        lines.append(f"  {quote(node)} [label={quote(label(node, attrs))}{shape}];")
     for u, v, attrs in graph.edges(data=True):
         kind = attrs.get("kind")
         lines.append(f"  {quote(u)} -> {quote(v)}" + (f" [label={quote(kind)}];" if kind else ";"))

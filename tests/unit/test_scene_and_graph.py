@@ -41,6 +41,7 @@ def test_shot_graph_edges():
     graph = build_shot_graph(lighthouse_in_python().build())
     kinds = sorted((u, v, d["kind"]) for u, v, d in graph.edges(data=True))
     assert kinds == [
+        ("character:keeper", "shot:climb", "appears_in"),
         ("keyframe:climb:0", "shot:climb", "anchors"),
         ("shot:climb", "shot:storm", "next"),
         ("shot:establishing", "shot:climb", "next"),
@@ -57,6 +58,24 @@ def test_character_continuity_edges_link_shots_showing_the_same_character():
     graph = build_shot_graph(story.build())
     continuity = sorted((u, v, d["character"]) for u, v, d in graph.edges(data=True) if d["kind"] == "continuity")
     assert continuity == [("shot:a", "shot:c", "fox"), ("shot:b", "shot:c", "owl")]
+
+
+def test_cast_and_places_are_nodes_with_edges_to_the_shots_they_appear_in(tmp_path):
+    story = longvid.Storyboard(base_dir=tmp_path).character("fox", "a red fox").place("den", "a den under roots")
+    story.shot("a", "{fox} sleeps in {den}", 2)
+    story.shot("b", "snow falls", 2).keyframe(at=1, prompt="{fox} looks out")
+    story.shot("c", "{den} stands empty", 2)
+    graph = build_shot_graph(story.build())
+    assert graph.nodes["character:fox"] == {"type": "character", "description": "a red fox", "reference": [],
+                                            "lora": None}
+    assert graph.nodes["place:den"]["type"] == "place"
+    appears = sorted((u, v) for u, v, d in graph.edges(data=True) if d["kind"] == "appears_in")
+    assert appears == [("character:fox", "shot:a"), ("character:fox", "shot:b"), ("place:den", "shot:a"),
+                       ("place:den", "shot:c")]
+    places = sorted((u, v) for u, v, d in graph.edges(data=True) if d.get("place"))
+    assert places == [("shot:a", "shot:c")]
+    dot = to_dot(graph, "x")
+    assert '"character:fox" -> "shot:b" [label="appears_in"];' in dot
 
 
 def test_scene_api_errors_name_the_path():
