@@ -101,8 +101,8 @@ class Preset(str, Enum):
     veryslow = "veryslow"
 
 
-LABELS = {"keyframe": "keyframes", "chunk": "chunks", "interpolate": "interpolation", "encode": "encoding",
-          "concat": "joining"}
+LABELS = {"reference": "references", "keyframe": "keyframes", "chunk": "chunks", "interpolate": "interpolation",
+          "encode": "encoding", "concat": "joining", "identity": "identity QA"}
 
 
 class Messages:

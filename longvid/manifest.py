@@ -19,6 +19,14 @@ def manifest_path(output: str | Path) -> Path:
     return Path(output).with_suffix(".manifest.json")
 
 
+def references(plan: RenderPlan, task_id: str) -> dict:
+    """A character's or place's reference: the user's images, or that it was generated; the shots that use it."""
+    p = plan.graph[task_id].params
+    return {"task": task_id, "name": p.name, "entity": p.entity, "description": p.description,
+            "images": [image.content() for image in p.images], "generated": not p.images,
+            "shots": [sp.shot.shot_id for sp in plan.shots if p.name in plan.spec.mentions(sp.shot)]}
+
+
 def build_manifest(plan: RenderPlan, keys: dict[str, str], store: ArtifactStore, execution: Execution, output: Path,
                    *, crf: int, preset: str, render_seconds: float, devices: list[str], executor: str) -> dict:
     """The manifest of a finished render (its ``qa`` is filled in by the caller)."""
@@ -85,6 +93,7 @@ def build_manifest(plan: RenderPlan, keys: dict[str, str], store: ArtifactStore,
                       "cached": len(execution.cached), "computed_inline": len(execution.inline),
                       "retried": sorted(execution.failures), "damaged": execution.damaged},
         "notes": plan.notes,
+        "references": [references(plan, task.id) | run_info(task.id) for task in graph if task.kind == "reference"],
         "shots": shots,
         "segments": [{"task": s, "frames": list(graph[s].window)} | run_info(s) for s in plan.encode_tasks],
         "concat": {"task": "concat", "cache_key": keys["concat"]},

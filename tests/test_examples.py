@@ -31,7 +31,7 @@ def test_example_storyboard_renders_exactly(board, tmp_path):
     # not a terminal: progress comes as whole lines, each kind ending complete, never run into other output
     progress = {}
     for line in result.stderr.splitlines():
-        if line.startswith(("keyframes: ", "interpolation: ", "encoding: ", "joining: ")):
+        if line.startswith(("references: ", "keyframes: ", "interpolation: ", "encoding: ", "joining: ")):
             kind, count = line.split(": ")
             progress[kind] = count
     assert progress["encoding"] == f"{spec.total_frames}/{spec.total_frames} frames"

@@ -107,6 +107,11 @@ class ChunkStage:
         if frames.shape != (p.frames, p.height, p.width, 3):
             raise RuntimeError(f"{type(pipe).__name__} returned {frames.shape}, expected "
                                f"({p.frames}, {p.height}, {p.width}, 3)")
+        return self.finish(p, images, frames)
+
+    def finish(self, p: ChunkParams, images: dict[int, np.ndarray], frames: np.ndarray) -> np.ndarray:
+        """The chunk's frames as the blend reads them (its first `used`); a family whose last image lands on the
+        last generated frame moves it onto the last used one."""
         return frames
 
     def co_denoise(self, task: Task, settings: Mapping[str, Any]) -> np.ndarray:
@@ -311,6 +316,15 @@ class WanChunk(ChunkStage):
                 # image twice in its image context, while its video condition pins only the first frame.
                 kwargs["image_embeds"] = pipe.encode_image([kwargs["image"]] * 2, pipe._execution_device)
         return kwargs
+
+    def finish(self, p, images, frames):
+        # The last image is the last generated frame, but a legal frame count (4k+1) can be up to 3 frames longer
+        # than the chunk keeps: retimed onto `used` frames (nearest frame, both ends exact), the keyframe lands on
+        # the shot's frame. Frames past `used` are never shown.
+        if _last(p, images) is None or p.used >= p.frames:
+            return frames
+        picks = np.rint(np.arange(p.frames) * (p.frames - 1) / max(p.used - 1, 1)).astype(int)
+        return frames[np.minimum(picks, p.frames - 1)]
 
 
 class LTXChunk(ChunkStage):

@@ -15,6 +15,7 @@ pytest.importorskip("diffusers", reason="needs the [diffusers] extra")
 
 import longvid  # noqa: E402
 from longvid.cache import ArtifactStore  # noqa: E402
+from longvid.stages.pipelines import to_uint8  # noqa: E402
 from longvid.timing import FrameRule  # noqa: E402
 from tests.conftest import probe, run_cli, write  # noqa: E402
 from tests.stages.conftest import storyboard  # noqa: E402
@@ -72,12 +73,13 @@ def test_a_three_shot_storyboard_renders_through_each_family(case, tiny, tmp_pat
 def test_the_conditioning_images_reach_the_pipeline(kind, tiny, tmp_path, monkeypatch, private_cache):
     from diffusers import WanImageToVideoPipeline
 
-    seen = []
+    seen, made = [], []
     original = WanImageToVideoPipeline.__call__
 
     def spy(self, *args, **kwargs):
         seen.append({k: np.asarray(kwargs[k]) for k in ("image", "last_image") if kwargs.get(k) is not None})
-        return original(self, *args, **kwargs)
+        made.append(original(self, *args, **kwargs))
+        return made[-1]
 
     monkeypatch.setattr(WanImageToVideoPipeline, "__call__", spy)
     flf2v = kind == "wan-flf2v"
@@ -91,6 +93,11 @@ def test_the_conditioning_images_reach_the_pipeline(kind, tiny, tmp_path, monkey
     if flf2v:  # one chunk from the opening keyframe to the closing one
         (call,) = seen
         assert np.array_equal(call["image"], keyframes[0]) and np.array_equal(call["last_image"], keyframes[1])
+        # 16 frames kept of 17 generated: the last generated frame (the end keyframe's) is the shot's last frame
+        (chunk,) = shot["chunks"]
+        assert (chunk["frames"], chunk["used"]) == (17, 16)
+        generated, kept = to_uint8(made[0].frames[0]), store.load(chunk["cache_key"])
+        assert np.array_equal(kept[15], generated[16]) and np.array_equal(kept[0], generated[0])
     else:  # chunk 0 starts on the keyframe; chunk 1 continues from chunk 0's frame at its own start
         first_chunk = store.load(shot["chunks"][0]["cache_key"])
         start = shot["chunks"][1]["window"][0]
