@@ -280,6 +280,10 @@ def render(
     if summary["seams"]:
         say(f"seams: mean score {summary['mean_seam_score']:.2f}, worst {summary['worst_seam_score']:.2f} "
             f"(1.0: invisible; `longvid qa {output}` for each seam)")
+    if identity := manifest["qa"].get("identity"):
+        summary = identity["summary"]
+        say(f"identity: mean likeness {_num(summary['mean'])}, worst {_num(summary['worst'])}, "
+            f"{summary['keyframes_below']} keyframe(s) below {identity['threshold']:g}")
 
 
 @app.command()
@@ -343,7 +347,8 @@ def qa(
     cache: Annotated[Path | None, typer.Option(help="The cache holding its keyframes (colour anchors).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
-    """Seam scores, warp errors and colour drift of VIDEO, per seam and per chunk."""
+    """Seam scores, warp errors and colour drift of VIDEO, per seam and per chunk; each shot's likeness to its
+    characters when the storyboard names an identity model."""
     from rich.console import Console
     from rich.table import Table
 
@@ -365,6 +370,29 @@ def qa(
     say(f"{summary['seams']} seams: mean score {_num(summary['mean_seam_score'])}, worst "
               f"{_num(summary['worst_seam_score'])} (1.0: invisible); mean colour drift "
               f"{_num(summary['mean_colour_drift'])}")
+    _print_identity(report.get("identity"))
+
+
+def _print_identity(identity: dict | None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    if identity is None:
+        say("identity: not measured (name an image-embedding model in qa.identity_model to score each shot "
+            "against its characters' references)")
+        return
+    table = Table("shot", "character", "rendered mean", "rendered worst", "video mean", "video worst")
+    for shot in identity["shots"]:
+        for name, rendered in shot["rendered"].items():
+            video = (shot["video"] or {}).get(name, {})
+            table.add_row(shot["shot"], name, _num(rendered["mean"]), _num(rendered["worst"]), _num(video.get("mean")),
+                          _num(video.get("worst")))
+    Console(highlight=False, soft_wrap=True, markup=False, emoji=False).print(table)
+    summary = identity["summary"]
+    say(f"identity ({identity['model']}): mean {_num(summary['mean'])}, worst {_num(summary['worst'])}, "
+        f"{summary['keyframes_below']} keyframe(s) below {identity['threshold']:g}")
+    if identity["not_measured"]:
+        say(f"identity in the video not measured again: {identity['not_measured']}")
 
 
 def _num(value: float | None) -> str:
@@ -484,11 +512,14 @@ def validate(storyboard: StoryboardArg) -> None:
     spec = load_storyboard(storyboard)
     plan = compile_storyboard(spec)
     check_graph(plan.graph)
-    counts = {kind: len(plan.graph.of_kind(kind)) for kind in ("keyframe", "chunk", "interpolate", "encode")}
+    counts = {kind: len(plan.graph.of_kind(kind))
+              for kind in ("reference", "keyframe", "chunk", "interpolate", "identity", "encode")}
+    cast = f"{counts['reference']} references, " if counts["reference"] else ""
+    identity = f", {counts['identity']} identity checks" if counts["identity"] else ""
     say(f"ok: {storyboard}: {len(spec.shots)} shots, {spec.duration:g} s = {spec.total_frames} frames at "
         f"{spec.fps:g} fps, {spec.width}x{spec.height}; {len(plan.graph)} tasks "
-        f"({counts['keyframe']} keyframes, {counts['chunk']} chunks, {counts['interpolate']} interpolations, "
-        f"{counts['encode']} segments)")
+        f"({cast}{counts['keyframe']} keyframes, {counts['chunk']} chunks, {counts['interpolate']} interpolations"
+        f"{identity}, {counts['encode']} segments)")
     for note in plan.notes:
         say(f"note: {note}")
 

@@ -7,7 +7,8 @@ adapters that drive the pipelines live in `longvid.stages.video`.
 Conditioning abilities:
     ``text``: a chunk from the prompt alone; ``first``: an image as the first frame; ``last``: an image as the
     last frame; ``any``: an image at any frame index. A model without ``text`` needs an image for every chunk;
-    ``needs-last`` (Wan FLF2V checkpoints) needs a keyframe at the end of every chunk too.
+    ``needs-last`` (Wan FLF2V checkpoints) needs a keyframe at the end of every chunk too; ``references``: the
+    chunk also takes the reference images of the characters and places it shows (Wan VACE's ``reference_images``).
 """
 
 from __future__ import annotations
@@ -58,6 +59,9 @@ class Family:
         return (frames - 1) // self.temporal_compression + 1
 
 
+# Wan VACE: frames at any index through `video` and `mask` (black: keep), and reference images of who and where.
+_WAN_VACE = ("text", "first", "last", "any", "references")
+
 FAMILIES: dict[str, Family] = {
     f.name: f
     for f in (
@@ -73,10 +77,12 @@ FAMILIES: dict[str, Family] = {
                known_models=("THUDM/CogVideoX-2b", "THUDM/CogVideoX-5b", "THUDM/CogVideoX-5b-I2V"),
                vram="CogVideoX README: 2B 12.5 GB, 5B 5 GB with diffusers' memory optimisations (18 / 26 GB without)"),
         Family("wan", "4k+1", 81, 16, 4, "[B,16,F,h,w]", 16,
-               {"WanPipeline": ("text",), "WanImageToVideoPipeline": ("first",)},
+               {"WanPipeline": ("text",), "WanImageToVideoPipeline": ("first",),
+                "WanVACEPipeline": _WAN_VACE},
                steps=50, guidance=5.0,
                known_models=("Wan-AI/Wan2.1-T2V-1.3B-Diffusers", "Wan-AI/Wan2.1-T2V-14B-Diffusers",
-                             "Wan-AI/Wan2.1-I2V-14B-480P-Diffusers", "Wan-AI/Wan2.1-FLF2V-14B-720P-Diffusers"),
+                             "Wan-AI/Wan2.1-I2V-14B-480P-Diffusers", "Wan-AI/Wan2.1-FLF2V-14B-720P-Diffusers",
+                             "Wan-AI/Wan2.1-VACE-1.3B-diffusers", "Wan-AI/Wan2.1-VACE-14B-diffusers"),
                # FLF2V checkpoints also take a last frame: see _WAN_FLF2V
                vram="Wan2.1 README: T2V-1.3B needs 8.19 GB; the 14B models are published for 80 GB GPUs or offload"),
         # Every LTX checkpoint loads into LTXConditionPipeline, which takes images at any frame index.
@@ -168,6 +174,8 @@ def checkpoint_abilities(family: Family, model: str | None, base_dir: Path) -> t
         return family.abilities, None
     if family.name == "wan" and "FLF2V" in model.upper():
         return _WAN_FLF2V, None
+    if family.name == "wan" and "VACE" in model.upper():
+        return frozenset(_WAN_VACE), None
     image = any(tag in model.upper() for tag in ("I2V", "FLF2V", "IMG2VID", "IMAGE"))
     pick = next((c for c, a in family.pipelines.items() if ("first" in a) == image), next(iter(family.pipelines)))
     return frozenset(family.pipelines[pick]), None

@@ -65,7 +65,7 @@ def build_shot_graph(spec: StoryboardSpec) -> nx.MultiDiGraph:
 class RenderGraph:
     """Tasks and their dependencies; iteration is in a stable topological order."""
 
-    KINDS = ("reference", "keyframe", "chunk", "interpolate", "encode", "concat")
+    KINDS = ("reference", "keyframe", "chunk", "interpolate", "identity", "encode", "concat")
 
     def __init__(self, tasks: list[Task]):
         """Raises:
@@ -140,6 +140,8 @@ def to_dot(graph: nx.DiGraph | nx.MultiDiGraph, name: str = "longvid") -> str:
         lines.append(f"  {quote(node)} [label={quote(label(node, attrs))}{shape}];")
     for u, v, attrs in graph.edges(data=True):
         kind = attrs.get("kind")
+        if kind == "continuity":  # one per character or place the two shots share
+            kind = f"continuity: {attrs.get('character') or attrs.get('place')}"
         lines.append(f"  {quote(u)} -> {quote(v)}" + (f" [label={quote(kind)}];" if kind else ";"))
     lines.append("}")
     return "\n".join(lines) + "\n"

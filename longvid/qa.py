@@ -1,4 +1,5 @@
-"""`longvid qa`: the seam QA of a finished video, measured again from its decoded frames and its manifest."""
+"""`longvid qa`: the seam QA of a finished video, measured again from its decoded frames and its manifest; with an
+identity model in the manifest, each shot's likeness to its characters measured again on the video's frames."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from longvid.cache import ArtifactStore, default_cache_dir
-from longvid.errors import UserError
+from longvid.errors import DamagedArtifactError, UserError
 from longvid.manifest import manifest_path
 from longvid.stitching.colour import LabStats
 from longvid.stitching.seams import layout, measure
@@ -34,6 +35,44 @@ def qa_video(video: str | Path, cache_dir: str | Path | None = None) -> dict:
             shot.anchor = LabStats.of(store.load(opening["cache_key"]))
     import imageio_ffmpeg
 
-    reader = imageio_ffmpeg.read_frames(str(video))
-    width, height = next(reader)["size"]
-    return measure((np.frombuffer(raw, np.uint8).reshape(height, width, 3) for raw in reader), shots)
+    identity = (manifest.get("qa") or {}).get("identity")
+    wanted = {s["output_frame"] for shot in (identity or {}).get("shots", []) for s in shot["samples"]}
+    kept: dict[int, np.ndarray] = {}
+
+    def frames(reader):
+        width, height = next(reader)["size"]
+        for n, raw in enumerate(reader):
+            frame = np.frombuffer(raw, np.uint8).reshape(height, width, 3)
+            if n in wanted:
+                kept[n] = frame
+            yield frame
+
+    report = measure(frames(imageio_ffmpeg.read_frames(str(video))), shots)
+    report["identity"] = identity and identity_in_video(identity, kept, manifest, store)
+    return report
+
+
+def identity_in_video(identity: dict, frames: dict[int, np.ndarray], manifest: dict, store: ArtifactStore) -> dict:
+    """The render's identity scores, and the same samples scored again as the video shows them."""
+    references = {r["name"]: r["cache_key"] for r in manifest.get("references", [])}
+    shots = []
+    try:
+        from longvid.stages.identity import embed, likeness
+
+        for shot in identity["shots"]:
+            samples = [s for s in shot["samples"] if s["output_frame"] in frames]
+            if not samples:
+                continue
+            seen = embed(identity["path"], [frames[s["output_frame"]] for s in samples])
+            measured = {}
+            for name in shot["characters"]:
+                images = store.load(references[name])
+                scores = likeness(seen, embed(identity["path"], list(images[None] if images.ndim == 3 else images)))
+                measured[name] = {"mean": round(float(scores.mean()), 4), "worst": round(float(scores.min()), 4)}
+            shots.append({"shot": shot["shot"], "rendered": shot["characters"], "video": measured})
+    except (UserError, DamagedArtifactError, KeyError) as exc:  # no model here, or the references left the cache
+        return {"model": identity["model"], "threshold": identity["threshold"], "summary": identity["summary"],
+                "shots": [{"shot": s["shot"], "rendered": s["characters"], "video": None} for s in identity["shots"]],
+                "not_measured": str(exc)}
+    return {"model": identity["model"], "threshold": identity["threshold"], "summary": identity["summary"],
+            "shots": shots, "not_measured": None}

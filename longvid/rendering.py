@@ -141,21 +141,26 @@ def render(storyboard: Any, output: str | Path, *, cache_dir: str | Path | None 
         _raise_failures(done, store)
         return done
 
-    # 3. execute; with --qa-retry, the segments first, measured, and chunks with visible seams made again
+    # 3. execute; with --qa-retry, the segments (and identity scores) first, measured, and chunks with visible
+    #    seams and keyframes unlike their characters made again
     reseed: dict[str, int] = {}
     attempts: list[dict] = []
     executions: list[Execution] = []
     while True:
         last_round = len(attempts) >= qa_retry
-        executions.append(run(None if last_round else plan.encode_tasks))
+        executions.append(run(None if last_round else plan.encode_tasks + plan.identity_tasks))
         qa = seam_qa(plan, keys, store)
+        identity = identity_qa(plan, keys, store)
         visible = [s for s in qa["seams"] if s["score"] is not None and s["score"] > qa_threshold]
+        unlike = [k for shot in (identity or {"shots": []})["shots"] for k in shot["below"]
+                  if plan.graph[k["task"]].params.image is None]  # a user's keyframe is kept as it is
         attempts.append({"round": len(attempts), "summary": qa["summary"], "regenerate": [
             {"shot": s["shot"], "chunk": s["chunk"], "score": s["score"], "task": _seam_task(plan, s),
-             "seed": plan.graph[_seam_task(plan, s)].seed} for s in visible]})
+             "seed": plan.graph[_seam_task(plan, s)].seed} for s in visible] + [
+            k | {"seed": plan.graph[k["task"]].seed} for k in unlike]})
         if last_round:
             break
-        if not visible:
+        if not visible and not unlike:
             executions.append(run(None))  # join the segments: only the concat runs
             break
         for seam in visible:
@@ -163,13 +168,19 @@ def render(storyboard: Any, output: str | Path, *, cache_dir: str | Path | None 
             reseed[task] = reseed.get(task, 0) + 1
             report(Event("qa", task=task, message=f"seam score {seam['score']:.2f} > {qa_threshold:g}: generating "
                                                   f"it again with a new seed"))
+        for key in unlike:
+            reseed[key["task"]] = reseed.get(key["task"], 0) + 1
+            report(Event("qa", task=key["task"], message=f"likeness to {key['character']} {key['score']:.2f} < "
+                                                         f"{spec.qa.identity_threshold:g}: drawing it again with a "
+                                                         f"new seed"))
         plan, keys = prepare(spec, settings, reseed)
 
     # 4. manifest
     seconds = time.perf_counter() - began
     manifest = build_manifest(plan, keys, store, _combined(executions), output, crf=crf, preset=preset,
                               render_seconds=seconds, devices=device_list, executor=executor)
-    manifest["qa"] = qa | {"threshold": qa_threshold, "attempts": attempts if qa_retry else None}
+    manifest["qa"] = qa | {"threshold": qa_threshold, "attempts": attempts if qa_retry else None,
+                           "identity": identity}
     write_atomic(manifest_path(output), json.dumps(manifest, indent=2) + "\n")
     report(Event("finished", seconds=seconds, done=plan.total_frames, total=plan.total_frames, message=str(output)))
     return manifest
@@ -223,6 +234,36 @@ def seam_qa(plan: RenderPlan, keys: dict[str, str], store: ArtifactStore) -> dic
     for task_id in plan.encode_tasks:
         report.add(plan.graph[task_id].window[0], store.record(keys[task_id])["qa"])
     return report.report()
+
+
+def identity_qa(plan: RenderPlan, keys: dict[str, str], store: ArtifactStore) -> dict | None:
+    """Each shot's likeness to its characters, from the scores its identity task kept in its cache record; None
+    without `qa.identity_model` (nothing is claimed)."""
+    spec = plan.spec
+    if not spec.qa.identity_model:
+        return None
+    threshold = spec.qa.identity_threshold
+    shots = []
+    for task_id in plan.identity_tasks:
+        samples = store.record(keys[task_id])["identity"]["samples"]
+        names = list(samples[0]["scores"])
+        below = [{"shot": plan.graph[task_id].shot, "keyframe": s["task"], "character": name, "score": score,
+                  "task": s["task"]}
+                 for s in samples if s["task"].startswith("keyframe:")
+                 for name, score in [min(s["scores"].items(), key=lambda kv: kv[1])] if score < threshold]
+        shots.append({"shot": plan.graph[task_id].shot, "task": task_id, "cache_key": keys[task_id],
+                      "characters": {n: {"mean": _mean([s["scores"][n] for s in samples]),
+                                         "worst": min(s["scores"][n] for s in samples)} for n in names},
+                      "samples": samples, "below": below})
+    scores = [v for shot in shots for s in shot["samples"] for v in s["scores"].values()]
+    path = plan.graph[plan.identity_tasks[0]].params.path if plan.identity_tasks else spec.qa.identity_model
+    return {"model": spec.qa.identity_model, "path": path, "threshold": threshold, "shots": shots,
+            "summary": {"shots": len(shots), "mean": _mean(scores), "worst": min(scores, default=None),
+                        "keyframes_below": sum(len(shot["below"]) for shot in shots)}}
+
+
+def _mean(values: list[float]) -> float | None:
+    return round(sum(values) / len(values), 4) if values else None
 
 
 def _seam_task(plan: RenderPlan, seam: dict) -> str:

@@ -61,7 +61,7 @@ class Storyboard:
 
     def __init__(self, title: str = "Untitled", *, fps: float = 24, width: int = 832, height: int = 480,
                  seed: int = 0, style: str = "", negative_prompt: str = "", models: dict | None = None,
-                 continuity: dict | None = None, base_dir: str | Path | None = None):
+                 continuity: dict | None = None, qa: dict | None = None, base_dir: str | Path | None = None):
         self._data: dict[str, Any] = {"title": title, "fps": fps, "width": width, "height": height, "seed": seed,
                                       "style": style, "negative_prompt": negative_prompt, "characters": {},
                                       "shots": []}
@@ -69,6 +69,8 @@ class Storyboard:
             self._data["models"] = models
         if continuity is not None:
             self._data["continuity"] = continuity
+        if qa is not None:  # e.g. {"identity_model": "openai/clip-vit-large-patch14"}
+            self._data["qa"] = qa
         self._base_dir = Path(base_dir) if base_dir is not None else Path.cwd()
 
     def character(self, name: str, description: str, *, reference: str | Path | list | None = None,

@@ -136,6 +136,28 @@ class ReferenceParams(Params):
     low_memory: dict[str, Any] = Field(default_factory=dict)
 
 
+class IdentitySample(Params):
+    """A frame the identity QA scores: frame `frame` of task `task`'s output, frame `output_frame` of the video."""
+
+    task: str
+    frame: int = Field(ge=0)
+    output_frame: int = Field(ge=0)
+
+
+class IdentityParams(Params):
+    """A shot's likeness to its characters: its keyframes and sampled chunk frames against their references."""
+
+    shot: str
+    model: str
+    path: str = Field(alias="_path", description="Where the model is here: a folder, or the hub id.")
+    references: list[str] = Field(min_length=1, description="reference:NAME tasks of the shot's characters.")
+    samples: list[IdentitySample] = Field(min_length=1)
+    thumbnail: int = Field(64, ge=16, description="The side of a picture on the contact sheet it stores.")
+
+    def reads(self) -> list[str]:
+        return list(dict.fromkeys([*self.references, *(s.task for s in self.samples)]))
+
+
 # ---------------------------------------------------------------------------------------------------- chunks
 
 
@@ -206,6 +228,8 @@ class ChunkParams(Params):
     used: int = Field(ge=1)
     overlap: int = Field(ge=0)
     anchors: list[Anchor] = Field(default_factory=list)
+    references: list[str] = Field(default_factory=list, description="reference:NAME tasks, for a model that takes "
+                                                                     "them in the chunk itself.")
     pipeline: Pipeline
     noise: SharedNoise | None = None
     windows: list[Window] = Field(default_factory=list, description="latent-blend: the chunks in this task.")
@@ -213,7 +237,7 @@ class ChunkParams(Params):
     low_memory: dict[str, Any] = Field(default_factory=dict)
 
     def reads(self) -> list[str]:
-        return list(dict.fromkeys(a.task for a in self.anchors))
+        return list(dict.fromkeys([*(a.task for a in self.anchors), *self.references]))
 
 
 # ---------------------------------------------------------------------------------------------------- shots

@@ -13,8 +13,8 @@ from pathlib import Path
 import torch
 
 VOCAB = Path(__file__).parent / "fixtures" / "tokenizers"
-KINDS = ("sd", "sdxl", "svd", "cogvideox", "cogvideox-i2v", "wan", "wan-i2v", "wan-flf2v", "ltx", "animatediff",
-         "flux-kontext")
+KINDS = ("sd", "sdxl", "svd", "cogvideox", "cogvideox-i2v", "wan", "wan-i2v", "wan-flf2v", "wan-vace", "ltx",
+         "animatediff", "flux-kontext")
 
 
 def clip_tokenizer():
@@ -188,6 +188,28 @@ def _wan(kind: str):
     return WanImageToVideoPipeline(**common, image_encoder=encoder, image_processor=processor)
 
 
+def _wan_vace():
+    """Wan VACE: the Wan 2.1 shapes, with a control branch at layer 0 that reads the video, the mask and the
+    reference images (32 latent channels of the conditioning video and 8x8 of the mask: 96)."""
+    from diffusers import (
+        AutoencoderKLWan,
+        FlowMatchEulerDiscreteScheduler,
+        WanVACEPipeline,
+        WanVACETransformer3DModel,
+    )
+
+    torch.manual_seed(0)
+    vae = AutoencoderKLWan(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
+                           temperal_downsample=[False, True, True])
+    torch.manual_seed(0)
+    transformer = WanVACETransformer3DModel(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12,
+                                            in_channels=16, out_channels=16, text_dim=32, freq_dim=256, ffn_dim=32,
+                                            num_layers=2, cross_attn_norm=True, qk_norm="rms_norm_across_heads",
+                                            rope_max_seq_len=32, vace_layers=[0], vace_in_channels=96)
+    return WanVACEPipeline(tokenizer=t5_tokenizer(), text_encoder=t5_text(umt5=True), vae=vae, transformer=transformer,
+                           scheduler=FlowMatchEulerDiscreteScheduler(shift=7.0))
+
+
 def _ltx():
     from diffusers import (
         AutoencoderKLLTXVideo,
@@ -256,7 +278,7 @@ def make(kind: str):
     """The tiny pipeline called `kind` (one of KINDS), in memory."""
     builders = {"sd": _sd, "sdxl": _sdxl, "svd": _svd, "cogvideox": lambda: _cogvideox(False),
                 "cogvideox-i2v": lambda: _cogvideox(True), "wan": lambda: _wan("wan"),
-                "wan-i2v": lambda: _wan("wan-i2v"), "wan-flf2v": lambda: _wan("wan-flf2v"), "ltx": _ltx,
+                "wan-i2v": lambda: _wan("wan-i2v"), "wan-flf2v": lambda: _wan("wan-flf2v"), "wan-vace": _wan_vace, "ltx": _ltx,
                 "animatediff": _animatediff, "flux-kontext": _flux_kontext}
     return builders[kind]()
 
@@ -282,6 +304,16 @@ def build_lora(root: Path) -> Path:
         unet.add_adapter(LoraConfig(r=4, lora_alpha=4, init_lora_weights=False,
                                     target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
         StableDiffusionPipeline.save_lora_weights(folder, unet_lora_layers=get_peft_model_state_dict(unet))
+    return folder
+
+
+def build_embedder(root: Path) -> Path:
+    """A tiny CLIP vision model with its image processor, saved as a user's identity-QA model would be."""
+    folder = Path(root) / "clip-embedder"
+    if not (folder / "config.json").exists():
+        model, processor = clip_vision(image_size=32, patch_size=4)
+        model.save_pretrained(folder)
+        processor.save_pretrained(folder)
     return folder
 
 

@@ -36,6 +36,8 @@ from longvid.tasks import (
     ConcatParams,
     EncodeParams,
     EntityLora,
+    IdentityParams,
+    IdentitySample,
     ImageFile,
     InterpolateParams,
     IPAdapter,
@@ -124,6 +126,10 @@ class RenderPlan:
         return self.spec.total_frames
 
     @property
+    def identity_tasks(self) -> list[str]:
+        return [t.id for t in self.graph if t.kind == "identity"]
+
+    @property
     def chunk_frames(self) -> int:
         return self.models.chunk
 
@@ -141,7 +147,8 @@ def compile_storyboard(spec: StoryboardSpec, reseed: Mapping[str, int] | None = 
     """Lower `spec` into typed tasks with explicit dependencies and frame windows.
 
     Args:
-        reseed: chunk task id -> how many times the QA has asked for it again; each time gives it a new seed.
+        reseed: chunk or keyframe task id -> how many times the QA has asked for it again; each time gives it a
+            new seed.
         output: how the video is encoded (the encode tasks' settings) and where it goes.
 
     Raises:
@@ -153,6 +160,7 @@ def compile_storyboard(spec: StoryboardSpec, reseed: Mapping[str, int] | None = 
     tasks: list[Task] = reference_tasks(spec, models)
     shots = [plan_shot(spec, models, i, shot, span, tasks, notes, reseed or {})
              for i, (shot, span) in enumerate(zip(spec.shots, spec.timings(), strict=True))]
+    tasks += identity_tasks(spec, shots, tasks)
     encodes = encode_tasks(spec, shots, output)
     tasks += encodes
     tasks.append(concat_task(spec, encodes, output))
@@ -274,7 +282,7 @@ def plan_shot(spec: StoryboardSpec, models: ModelPlan, index: int, shot: ShotSpe
     if models.preview and cont.strategy in ("shared-noise", "latent-blend", "prefix"):
         notes.append(f"shot {shot.shot_id!r}: the preview draws frames from time alone, so {cont.strategy} acts as "
                      f"overlap-blend")
-    keys = keyframe_tasks(spec, models, shot, span, cont, tasks, notes)
+    keys = keyframe_tasks(spec, models, shot, span, cont, tasks, notes, reseed)
     base_frames = timing.base_frame_count(span.rendered, models.factor)
     opening = keys.ids[0] if keys.ids and keys.times[0] * spec.fps < 0.5 else None
     windows, qa_windows = chunk_tasks(spec, models, index, shot, span, cont, keys, base_frames, opening, tasks, notes,
@@ -291,7 +299,7 @@ def plan_shot(spec: StoryboardSpec, models: ModelPlan, index: int, shot: ShotSpe
 
 
 def keyframe_tasks(spec: StoryboardSpec, models: ModelPlan, shot: ShotSpec, span: timing.ShotTiming,
-                   cont: ContinuitySpec, tasks: list[Task], notes: list[str]) -> _Keyframes:
+                   cont: ContinuitySpec, tasks: list[Task], notes: list[str], reseed: Mapping[str, int]) -> _Keyframes:
     """Step 3a: keyframes sorted by time; the shot's own prompt opens it unless a keyframe is pinned at 0 s; a model
     that needs a keyframe at the end of every chunk gets one at the shot's end when the storyboard gives none."""
     sid, seed = shot.shot_id, spec.shot_seed(shot)
@@ -326,7 +334,9 @@ def keyframe_tasks(spec: StoryboardSpec, models: ModelPlan, shot: ShotSpec, span
             pipeline=models.keyframe_pipeline if drawn else None, references=references if drawn else [],
             opening=keys.ids[0] if k and drawn else None,
             loras=loras if drawn else [])
-        tasks.append(Task(task_id, "keyframe", models.keyframe_stage, sid, k, derive_seed(seed, sid, "keyframe", k),
+        again = reseed.get(task_id, 0)  # the identity QA asked for it again
+        tasks.append(Task(task_id, "keyframe", models.keyframe_stage, sid, k,
+                          derive_seed(seed, sid, "keyframe" if not again else f"keyframe#qa{again}", k),
                           (span.head + frame, span.head + frame + 1), "shot-output", models.keyframe_model, params,
                           tuple(params.reads())))
         keys.ids.append(task_id)
@@ -408,6 +418,8 @@ def chunk_tasks(spec: StoryboardSpec, models: ModelPlan, index: int, shot: ShotS
                           spec.models.video.model, params))
         return [timing.ChunkWindow(0, 0, base_frames, base_frames, 0)], [(w.start, w.end, w.overlap) for w in windows]
     chunk_ids = [f"chunk:{sid}:{w.index}" for w in windows]
+    # a model that takes references in the chunk itself (Wan VACE) gets those of who and where the shot shows
+    references = [f"reference:{name}" for name in spec.mentions(shot)] if "references" in abilities else []
     for w in windows:
         anchors = _anchors(w, windows, spans, chunk_ids, key_at, opening, abilities) if models.takes_images else []
         if cont.strategy == "prefix":  # continue from the previous chunk's frames at the start of this one
@@ -419,7 +431,7 @@ def chunk_tasks(spec: StoryboardSpec, models: ModelPlan, index: int, shot: ShotS
             noise = SharedNoise(seed=derive_seed(seed, sid, "noise", 0), mode=cont.noise,
                                 offset=w.start // family.temporal_compression, period=family.latent_frames(chunk))
         params = ChunkParams(**look, start=w.start, frames=w.frames, used=w.used, overlap=w.overlap, anchors=anchors,
-                             noise=noise)
+                             references=references, noise=noise)
         tasks.append(Task(chunk_ids[w.index], "chunk", stage, sid, w.index, chunk_seed(w.index), (w.start, w.end),
                           "shot-base", spec.models.video.model, params, tuple(params.reads())))
     return windows, [(w.start, w.end, w.overlap) for w in windows]
@@ -458,6 +470,38 @@ def interpolate_task(spec: StoryboardSpec, models: ModelPlan, shot: ShotSpec, sp
     tasks.append(Task(task_id, "interpolate", "interpolate", shot.shot_id, 0, None, (0, span.rendered), "shot-output",
                       models.interpolation_model, params, tuple(params.reads())))
     return task_id
+
+
+# ---------------------------------------------------------------------------------------------------- 3d. identity QA
+
+IDENTITY_SAMPLES = 3  # frames scored per chunk: its first, middle and last kept frame
+
+
+def identity_tasks(spec: StoryboardSpec, shots: list[ShotPlan], tasks: list[Task]) -> list[Task]:
+    """Step 3d, with `qa.identity_model`: ``identity:SHOT`` for each shot that shows a character, scoring its
+    keyframes and a few frames of each chunk against the references of its characters."""
+    model = spec.qa.identity_model
+    if not model:
+        return []
+    folder = local_model_dir(model, spec.base_dir)
+    by_id = {t.id: t for t in tasks}
+    out = []
+    for sp in shots:
+        characters = [n for n in spec.mentions(sp.shot) if n in spec.characters]
+        if not characters:
+            continue
+        first = sp.timing.render_start  # the video's frame of the shot's first rendered frame
+        samples = [IdentitySample(task=k, frame=0, output_frame=first + by_id[k].window[0]) for k in sp.keyframe_tasks]
+        for c in sp.chunk_tasks:
+            lo, hi = by_id[c].window
+            picks = sorted({0, (hi - lo - 1) // 2, hi - lo - 1})[:IDENTITY_SAMPLES]
+            samples += [IdentitySample(task=c, frame=j, output_frame=first + round((lo + j) * spec.interpolation_factor))
+                        for j in picks]
+        params = IdentityParams(shot=sp.shot.shot_id, model=model, path=str(folder) if folder else model,
+                                references=[f"reference:{n}" for n in characters], samples=samples)
+        out.append(Task(f"identity:{sp.shot.shot_id}", "identity", "identity", sp.shot.shot_id, 0, None, (0, 1),
+                        "image", model, params, tuple(params.reads())))
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------- 4. encode

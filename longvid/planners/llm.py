@@ -80,16 +80,21 @@ diffusion model. Reply with one JSON object only: no prose, no markdown.
 Write:
 - "title": a short title.
 - "style": one line of visual style appended to every prompt (lens, lighting, palette, medium).
-- "characters": a character bible, name -> a concrete visual description (age, clothes, colours, build). Names are
-  single words. Refer to a character in any prompt as {{name}} (in braces), every time, so they look the same in
-  every shot; never describe them again in the prompt.
+- "characters": the cast, name -> one concrete visual description that fixes how they look in every shot: age and
+  build, face, hair (colour, length, style), clothing with its colours, and one distinctive detail. Names are single
+  lowercase words.
+- "places": the sets and locations that appear in more than one shot, name -> a concrete visual description
+  (architecture or landscape, materials, colours, light, time of day). Names are single lowercase words, distinct
+  from the characters' names.
+- Refer to a character or a place in any prompt as {{name}} (in braces), every time it appears, so it looks the same
+  in every shot; never describe it again in the prompt, and never use a name that is not defined.
 - "shots": in order. Each shot has "id" (short, lowercase, unique), "prompt" (what is seen and what moves, one or
   two sentences, present tense), "duration" in seconds, "camera" (one of: {CAMERAS}), "keyframes" at the story
   beats inside the shot (a list of {{"at": seconds from the shot's start, "prompt": what is seen at that moment}};
   "at" between 0 and the shot's duration), and "transition": "cut", or {{"type": "crossfade", "duration": 0.5}}
   for a passage of time (shorter than both neighbouring shots). The last shot ends with a cut.
 - Shots of 2 to 10 seconds. The durations must add up to exactly {duration:g} seconds.
-- Do not include fps, width, height, seed, models or continuity: longvid sets them."""
+- Do not include fps, width, height, seed, models, continuity or qa: longvid sets them."""
     if schema is not None:
         text += "\n\nThe reply must follow this JSON Schema:\n" + json.dumps(schema, separators=(",", ":"))
     return text

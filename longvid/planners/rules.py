@@ -1,6 +1,8 @@
 """The default planner: a prompt becomes a storyboard by rules, with no model. Deterministic.
 
-1. Beats: the prompt is split at sentence ends, semicolons, line breaks and "then".
+1. Beats: the prompt is split at sentence ends, semicolons, line breaks and "then", then into clauses at commas
+   and at "and", "but", "so", "yet" where both sides are long enough to be clauses of their own ("a cat and a dog
+   play" stays whole).
 2. Shots: one per beat, merged when shots would be shorter than `MIN_SHOT` seconds, repeated with new framings
    when they would be longer than `MAX_SHOT`.
 3. Durations: in proportion to each beat's length, allocated in quarter seconds (exact in binary floating point)
@@ -22,7 +24,10 @@ MIN_SHOT, MAX_SHOT = 2.0, 8.0
 QUANTUM = 0.25
 CROSSFADE = 0.5
 CAMERAS = ("static", "pan-right", "push-in", "tilt-up", "pan-left", "pull-out", "zoom-in", "tilt-down")
-FRAMINGS = ("wide shot of", "medium shot of", "close-up of", "low angle view of", "over-the-shoulder view of")
+FRAMINGS = ("Wide shot", "Medium shot", "Close-up", "Low angle", "Over-the-shoulder shot")  # prefixes: "Close-up: ..."
+# A comma (maybe with a conjunction), or a conjunction alone: where a sentence may divide into clauses.
+CLAUSE_BREAK = re.compile(r",\s*(?:(?:and|but|so|yet)\s+)?|\s+(?:and|but|so|yet)\s+", re.IGNORECASE)
+MIN_WORDS = {",": 3, "and": 4}  # words a clause needs on the left of a comma, of a bare conjunction; 3 on the right
 TIME_WORDS = re.compile(r"^(later|meanwhile|then|finally|eventually|afterwards|after that|next|that night|"
                         r"the next (day|morning)|years later|soon|at (dawn|dusk|night))\b", re.IGNORECASE)
 
@@ -30,8 +35,19 @@ TIME_WORDS = re.compile(r"^(later|meanwhile|then|finally|eventually|afterwards|a
 def split_beats(prompt: str) -> list[str]:
     """The story beats of a prompt, in order."""
     parts = re.split(r"(?<=[.!?;])\s+|\n+|,?\s+(?=then\b)|;", prompt.strip())
-    beats = [p.strip(" .;,") for p in parts]
+    beats = [clause for p in parts for clause in split_clauses(p.strip(" .;,"))]
     return [b for b in beats if b]
+
+
+def split_clauses(sentence: str) -> list[str]:
+    """`sentence` divided at commas and conjunctions wherever both sides are long enough to stand alone."""
+    clauses, start = [], 0
+    for m in CLAUSE_BREAK.finditer(sentence):
+        left, right = sentence[start:m.start()], sentence[m.end():]
+        if len(left.split()) >= MIN_WORDS["," if "," in m.group() else "and"] and len(right.split()) >= 3:
+            clauses.append(left.strip(" ,"))
+            start = m.end()
+    return [*clauses, sentence[start:].strip(" ,")]
 
 
 def allocate(weights: list[float], total: float, quantum: float = QUANTUM) -> list[float]:
@@ -80,7 +96,7 @@ def plan_from_prompt(prompt: str, *, duration: float = 30.0, fps: float = 24, wi
     for i, ((beat, take), seconds) in enumerate(zip(entries, durations, strict=True)):
         text = re.sub(r"^then\s+", "", beat, flags=re.IGNORECASE)
         if take:
-            text = f"{FRAMINGS[(take - 1) % len(FRAMINGS)]} {text[0].lower()}{text[1:]}"
+            text = f"{FRAMINGS[(take - 1) % len(FRAMINGS)]}: {text}"
         camera = "push-in" if i == 0 else CAMERAS[(salt + i) % len(CAMERAS)]
         shots.append({"id": f"s{i + 1:02d}-{_slug(text if take == 0 else beat)}", "prompt": text[0].upper() + text[1:],
                       "duration": seconds, "camera": camera})

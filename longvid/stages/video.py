@@ -9,7 +9,7 @@ augmentation, CogVideoX-I2V's image latents, LTX conditions), so a chunk is the 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -48,7 +48,8 @@ def call_arguments(p: ChunkParams, settings: Mapping[str, Any], seed: int, laten
 
 def chunk_spec(family: str) -> StageSpec:
     return StageSpec(name=f"{family}.chunk", kind="chunk", code_version="1", params=ChunkParams,
-                     inputs=("keyframe", "chunk"), output="frames", resources={"gpus": 1}, low_memory=LOW_MEMORY)
+                     inputs=("keyframe", "chunk", "reference"), output="frames", resources={"gpus": 1},
+                     low_memory=LOW_MEMORY)
 
 
 class ChunkStage:
@@ -96,10 +97,14 @@ class ChunkStage:
         if images and "first" not in family.pipelines.get(type(pipe).__name__, ()):
             raise ValueError(f"{task.model} ({type(pipe).__name__}) generates from text only; it cannot start "
                              f"from a keyframe")
-        latents = self.latents(pipe, p, task.seed)
+        references = [image for r in p.references for image in inputs[r]]
+        if references and "references" not in family.pipelines.get(type(pipe).__name__, ()):
+            raise ValueError(f"{task.model} ({type(pipe).__name__}) takes no reference images")
+        latents = self.latents(pipe, p, task.seed, len(references))
 
         # 4. generate
-        kwargs = call_arguments(p, settings, task.seed, latents) | self.arguments(pipe, p, settings, images, strengths)
+        kwargs = call_arguments(p, settings, task.seed, latents) | self.arguments(pipe, p, settings, images, strengths,
+                                                                                  references)
         frames = pipe(**kwargs).frames[0]
 
         # 5. decode to uint8 and check the count
@@ -107,9 +112,9 @@ class ChunkStage:
         if frames.shape != (p.frames, p.height, p.width, 3):
             raise RuntimeError(f"{type(pipe).__name__} returned {frames.shape}, expected "
                                f"({p.frames}, {p.height}, {p.width}, 3)")
-        return self.finish(p, images, frames)
+        return self.finish(pipe, p, images, frames)
 
-    def finish(self, p: ChunkParams, images: dict[int, np.ndarray], frames: np.ndarray) -> np.ndarray:
+    def finish(self, pipe: Any, p: ChunkParams, images: dict[int, np.ndarray], frames: np.ndarray) -> np.ndarray:
         """The chunk's frames as the blend reads them (its first `used`); a family whose last image lands on the
         last generated frame moves it onto the last used one."""
         return frames
@@ -212,13 +217,15 @@ class ChunkStage:
         """The pipeline that runs a chunk with these anchors (the loaded one unless a family says otherwise)."""
         return base
 
-    def latents(self, pipe: Any, p: ChunkParams, seed: int):
-        """The initial noise, drawn on the CPU; None where the pipeline draws it from the generator."""
+    def latents(self, pipe: Any, p: ChunkParams, seed: int, references: int = 0):
+        """The initial noise, drawn on the CPU; None where the pipeline draws it from the generator. `references`:
+        how many reference images the call takes (a model that takes them may give each latent frames)."""
         raise NotImplementedError
 
-    def arguments(self, pipe: Any, p: ChunkParams, settings: Mapping[str, Any],
-                  images: dict[int, np.ndarray], strengths: dict[int, float]) -> dict[str, Any]:
-        """The family's own call arguments."""
+    def arguments(self, pipe: Any, p: ChunkParams, settings: Mapping[str, Any], images: dict[int, np.ndarray],
+                  strengths: dict[int, float], references: Sequence[np.ndarray] = ()) -> dict[str, Any]:
+        """The family's own call arguments; `references`: the images of the characters and places the chunk shows,
+        for a pipeline that takes them."""
         raise NotImplementedError
 
     @staticmethod
@@ -262,12 +269,12 @@ class SVDChunk(ChunkStage):
     spec = chunk_spec("svd")
     frame_axis = 1
 
-    def latents(self, pipe, p, seed):
+    def latents(self, pipe, p, seed, references=0):
         scale = pipe.vae_scale_factor
         return self.noise((1, p.frames, pipe.unet.config.in_channels // 2, p.height // scale,
                            p.width // scale), 1, p, seed)
 
-    def arguments(self, pipe, p, settings, images, strengths):
+    def arguments(self, pipe, p, settings, images, strengths, references=()):
         return {"image": to_pil(images[0]), "min_guidance_scale": 1.0, "max_guidance_scale": settings["guidance"],
                 "fps": max(1, round(p.fps)), "motion_bucket_id": 127, "noise_aug_strength": 0.02,
                 "decode_chunk_size": settings.get("decode_chunk_size", 8)}
@@ -278,7 +285,7 @@ class CogVideoXChunk(ChunkStage):
     spec = chunk_spec("cogvideox")
     frame_axis = 1
 
-    def latents(self, pipe, p, seed):
+    def latents(self, pipe, p, seed, references=0):
         frames = (p.frames - 1) // pipe.vae_scale_factor_temporal + 1
         patch_t = pipe.transformer.config.patch_size_t
         if patch_t and frames % patch_t:  # CogVideoX 1.5 pads the latent frames to its temporal patch
@@ -287,7 +294,7 @@ class CogVideoXChunk(ChunkStage):
         return self.noise((1, frames, pipe.vae.config.latent_channels, p.height // scale, p.width // scale), 1,
                           p, seed)
 
-    def arguments(self, pipe, p, settings, images, strengths):
+    def arguments(self, pipe, p, settings, images, strengths, references=()):
         kwargs = _text(p, settings) | {"max_sequence_length": pipe.transformer.config.max_text_seq_length}
         if images:
             kwargs["image"] = to_pil(images[0])
@@ -299,13 +306,16 @@ class WanChunk(ChunkStage):
     spec = chunk_spec("wan")
     frame_axis = 2
 
-    def latents(self, pipe, p, seed):
-        frames = (p.frames - 1) // pipe.vae_scale_factor_temporal + 1
+    def latents(self, pipe, p, seed, references=0):
+        # VACE puts each reference image in a latent frame of its own, before the video's
+        frames = (p.frames - 1) // pipe.vae_scale_factor_temporal + 1 + references
         scale = pipe.vae_scale_factor_spatial
         return self.noise((1, pipe.vae.config.z_dim, frames, p.height // scale, p.width // scale), 2, p, seed)
 
-    def arguments(self, pipe, p, settings, images, strengths):
+    def arguments(self, pipe, p, settings, images, strengths, references=()):
         kwargs = _text(p, settings)
+        if type(pipe).__name__ == "WanVACEPipeline":
+            return kwargs | _vace(p, images, references)
         if images:
             kwargs["image"] = to_pil(images[0])
             last = _last(p, images)
@@ -317,14 +327,29 @@ class WanChunk(ChunkStage):
                 kwargs["image_embeds"] = pipe.encode_image([kwargs["image"]] * 2, pipe._execution_device)
         return kwargs
 
-    def finish(self, p, images, frames):
-        # The last image is the last generated frame, but a legal frame count (4k+1) can be up to 3 frames longer
+    def finish(self, pipe, p, images, frames):
+        # FLF2V: the last image is the last generated frame, but a legal frame count (4k+1) can be up to 3 frames longer
         # than the chunk keeps: retimed onto `used` frames (nearest frame, both ends exact), the keyframe lands on
         # the shot's frame. Frames past `used` are never shown.
-        if _last(p, images) is None or p.used >= p.frames:
-            return frames
+        if _last(p, images) is None or p.used >= p.frames or type(pipe).__name__ == "WanVACEPipeline":
+            return frames  # VACE puts every anchor at its own index
         picks = np.rint(np.arange(p.frames) * (p.frames - 1) / max(p.used - 1, 1)).astype(int)
         return frames[np.minimum(picks, p.frames - 1)]
+
+
+def _vace(p: ChunkParams, images: dict[int, np.ndarray], references) -> dict[str, Any]:
+    """Wan VACE's conditions: every anchor at its own frame index in `video`, kept where `mask` is black; grey
+    (zero) frames where the model generates; the references as `reference_images`."""
+    video = np.full((p.frames, p.height, p.width, 3), 128, np.uint8)
+    mask = np.full((p.frames, p.height, p.width, 3), 255, np.uint8)
+    for index, image in images.items():
+        frames = image if image.ndim == 4 else image[None]
+        video[index:index + len(frames)] = frames[:p.frames - index]
+        mask[index:index + len(frames)] = 0
+    kwargs: dict[str, Any] = {"video": [to_pil(f) for f in video], "mask": [to_pil(f) for f in mask]}
+    if references:
+        kwargs["reference_images"] = [to_pil(image) for image in references]
+    return kwargs
 
 
 class LTXChunk(ChunkStage):
@@ -343,7 +368,7 @@ class LTXChunk(ChunkStage):
 
         return derived("ltx-condition", condition)  # shares the modules; released with the loaded pipeline
 
-    def latents(self, pipe, p, seed):
+    def latents(self, pipe, p, seed, references=0):
         if type(pipe).__name__ == "LTXConditionPipeline":
             return None  # it takes clean latents to re-noise, not noise: its noise comes from the CPU generator
         frames = (p.frames - 1) // pipe.vae_temporal_compression_ratio + 1
@@ -352,7 +377,7 @@ class LTXChunk(ChunkStage):
                            p.width // scale), seed)
         return pipe._pack_latents(noise, pipe.transformer_spatial_patch_size, pipe.transformer_temporal_patch_size)
 
-    def arguments(self, pipe, p, settings, images, strengths):
+    def arguments(self, pipe, p, settings, images, strengths, references=()):
         kwargs = _text(p, settings) | {"frame_rate": p.fps}
         if images:
             from diffusers.pipelines.ltx.pipeline_ltx_condition import LTXVideoCondition
@@ -370,10 +395,10 @@ class AnimateDiffChunk(ChunkStage):
     spec = chunk_spec("animatediff")
     frame_axis = 2
 
-    def latents(self, pipe, p, seed):
+    def latents(self, pipe, p, seed, references=0):
         scale = pipe.vae_scale_factor
         return self.noise((1, pipe.unet.config.in_channels, p.frames, p.height // scale, p.width // scale),
                           2, p, seed)
 
-    def arguments(self, pipe, p, settings, images, strengths):
+    def arguments(self, pipe, p, settings, images, strengths, references=()):
         return _text(p, settings)

@@ -12,7 +12,15 @@ from pathlib import Path
 
 import longvid.timing as timing
 from longvid.errors import Problem
-from longvid.families import Family, get_family, looks_like_path, model_problem, pipeline_class
+from longvid.families import (
+    KEYFRAME_PIPELINES,
+    Family,
+    get_family,
+    keyframe_conditioning,
+    looks_like_path,
+    model_problem,
+    pipeline_class,
+)
 from longvid.storyboard.schema import CHARACTER_REF, ContinuitySpec, StoryboardSpec
 
 
@@ -122,6 +130,14 @@ def _model_problems(spec: StoryboardSpec) -> list[Problem]:
     for where, options in (("keyframes", keyframes), ("video", video)):
         if options.model and (why := model_problem(options.model, spec.base_dir)):
             problems.append(Problem(why, ("models", where, "model")))
+    if keyframes.ip_adapter and keyframes.model:
+        way, cls = keyframe_conditioning(keyframes.model, spec.base_dir, True)
+        if cls and way != "ip-adapter":
+            takes = {"edit": "takes the references itself (an image-edit model)",
+                     "edit-list": "takes the references itself (a list of images)"}.get(way, "takes no IP-Adapter")
+            problems.append(Problem(f"{keyframes.model} loads as {cls}, which {takes}; IP-Adapters work with "
+                                    f"{', '.join(c for c, w in KEYFRAME_PIPELINES.items() if w == 'ip-adapter')}. "
+                                    f"Remove ip_adapter or use one of those", ("models", "keyframes", "ip_adapter")))
     if family.name == "preview":
         return problems
     if not video.model:

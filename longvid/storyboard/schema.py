@@ -200,6 +200,18 @@ class InterpolationSpec(_Spec):
         return self
 
 
+class QASpec(_Spec):
+    """What a render measures of itself beyond its seams."""
+
+    identity_model: str | None = Field(None, description=(
+        "An image-embedding model (a CLIP vision model, or any transformers image model with a saved image "
+        "processor): a hub id or a folder relative to the storyboard. Each shot's keyframes and chunks are scored "
+        "against its characters' references. Without one, no likeness is claimed."))
+    identity_threshold: float = Field(0.65, gt=0, le=1, description=(
+        "Cosine similarity below which a keyframe counts as off-model; `--qa-retry` draws it again with a new "
+        "seed. What a good score is depends on the model."))
+
+
 class ModelsSpec(_Spec):
     keyframes: KeyframeModelSpec = Field(default_factory=KeyframeModelSpec)
     video: VideoModelSpec = Field(default_factory=VideoModelSpec)
@@ -258,6 +270,7 @@ class StoryboardSpec(_Spec):
     places: dict[Name, EntitySpec] = Field(default_factory=dict, description="Sets and locations, as characters.")
     models: ModelsSpec = Field(default_factory=ModelsSpec)
     continuity: ContinuitySpec = Field(default_factory=ContinuitySpec)
+    qa: QASpec = Field(default_factory=QASpec)
     shots: list[ShotSpec] = Field(min_length=1)
 
     _characters = field_validator("characters", "places", mode="before")(_entity_shorthand)

@@ -184,6 +184,17 @@ CASES = {
         """,
         "5:24", "image file not found",
     ),
+    "ip-adapter on an image-edit model": (
+        """\
+        models:
+          keyframes:
+            model: black-forest-labs/FLUX.1-Kontext-dev
+            ip_adapter: {model: h94/IP-Adapter, weight_name: ip-adapter_sdxl.bin}
+        shots:
+          - {prompt: a cat, duration: 2}
+        """,
+        "4:17", "black-forest-labs/FLUX.1-Kontext-dev loads as FluxKontextPipeline, which takes the references itself",
+    ),
 }
 
 

@@ -127,3 +127,15 @@ def test_a_first_last_frame_model_gets_a_keyframe_at_each_shots_end(tmp_path):
     assert result.returncode == 2, result.stderr
     assert "is a first-last-frame model: every chunk must end on a keyframe" in result.stderr
     assert "more than chunk_frames (17) frames apart" in result.stderr and not (tmp_path / "out.mp4").exists()
+
+
+@pytest.mark.parametrize(("model", "abilities"), [
+    ("Wan-AI/Wan2.1-T2V-14B-Diffusers", {"text"}),
+    ("Wan-AI/Wan2.1-I2V-14B-480P-Diffusers", {"first"}),
+    ("Wan-AI/Wan2.1-FLF2V-14B-720P-Diffusers", {"first", "last", "needs-last"}),
+    ("Wan-AI/Wan2.1-VACE-14B-diffusers", {"text", "first", "last", "any", "references"}),
+])
+def test_a_wan_hub_id_not_on_this_machine_is_taken_for_what_it_names(model, abilities, tmp_path):
+    from longvid.families import checkpoint_abilities, get_family
+
+    assert checkpoint_abilities(get_family("wan"), model, tmp_path) == (frozenset(abilities), None)

@@ -20,8 +20,9 @@ GOOD = {
     "title": "The Fox and the Storm",
     "style": "hand-painted animation, warm dusk light",
     "characters": {"fox": "a small red fox with a white-tipped tail and amber eyes"},
+    "places": {"den": "a snow-covered den under pine roots, blue dusk light"},
     "shots": [
-        {"id": "wake", "prompt": "{fox} wakes in a snowy den", "duration": 4, "camera": "push-in",
+        {"id": "wake", "prompt": "{fox} wakes in {den}", "duration": 4, "camera": "push-in",
          "keyframes": [{"at": 4, "prompt": "{fox} steps into the snow"}],
          "transition": {"type": "crossfade", "duration": 0.5}},
         {"id": "storm", "prompt": "{fox} runs home as the storm arrives", "duration": 6, "camera": "pan-left"},
@@ -114,7 +115,12 @@ def test_a_good_storyboard_in_one_round(serve, monkeypatch):
     assert body["response_format"]["type"] == "json_schema"
     assert body["response_format"]["json_schema"]["schema"] == json_schema()  # the schema is sent
     assert [m["role"] for m in body["messages"]] == ["system", "user"]
-    assert "add up to exactly 10 seconds" in body["messages"][0]["content"]
+    system = body["messages"][0]["content"]
+    assert "add up to exactly 10 seconds" in system
+    # a cast and places, described so they look the same everywhere, used through {name} in every shot
+    assert all(word in system for word in ('"characters"', '"places"', "build", "face", "hair", "clothing", "colours",
+                                           "{name}"))
+    assert spec.mentions(spec.shots[0]) == ["fox", "den"] and spec.places["den"].description.startswith("a snow")
     assert request["headers"]["Authorization"] == "Bearer sekret-123"
     assert "sekret" not in spec.to_yaml()
 

@@ -19,7 +19,19 @@ FOX = ("A fox wakes in a snowy forest. It hunts for mice under the snow; then it
 
 def test_beats():
     assert split_beats(FOX) == ["A fox wakes in a snowy forest", "It hunts for mice under the snow",
-                                "then it naps by a frozen river", "Later a storm rolls in and the fox runs home"]
+                                "then it naps by a frozen river", "Later a storm rolls in", "the fox runs home"]
+
+
+def test_clauses_split_at_commas_and_conjunctions_where_both_sides_stand_alone():
+    prompt = ("a cat and a dog play in the garden, red, yellow and blue balloons rise over the town, "
+              "the girl finds a kite and the wind takes it away, but she runs after it")
+    assert split_beats(prompt) == ["a cat and a dog play in the garden", "red, yellow and blue balloons rise over "
+                                   "the town", "the girl finds a kite", "the wind takes it away", "she runs after it"]
+
+
+def test_repeated_beats_get_framings_as_prefixes():
+    prompts = [s.prompt for s in plan_from_prompt("a girl finds a kite", duration=20).shots]
+    assert prompts == ["A girl finds a kite", "Wide shot: a girl finds a kite", "Medium shot: a girl finds a kite"]
 
 
 def test_plan_is_deterministic_and_valid():
