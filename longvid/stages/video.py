@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from longvid.families import get_family
+from longvid.seeds import derive_seed
 from longvid.stages.base import StageSpec
 from longvid.stages.pipelines import cpu_generator, cpu_noise, derived, hold, settings_for, to_pil, to_uint8
 from longvid.stitching.blend import blend_chunks
@@ -307,10 +308,18 @@ class WanChunk(ChunkStage):
     frame_axis = 2
 
     def latents(self, pipe, p, seed, references=0):
-        # VACE puts each reference image in a latent frame of its own, before the video's
-        frames = (p.frames - 1) // pipe.vae_scale_factor_temporal + 1 + references
+        frames = (p.frames - 1) // pipe.vae_scale_factor_temporal + 1
         scale = pipe.vae_scale_factor_spatial
-        return self.noise((1, pipe.vae.config.z_dim, frames, p.height // scale, p.width // scale), 2, p, seed)
+        shape = (1, pipe.vae.config.z_dim, frames, p.height // scale, p.width // scale)
+        noise = self.noise(shape, 2, p, seed)
+        if not references:
+            return noise
+        import torch
+
+        # VACE gives each reference image a latent frame of its own, before the video's: its noise comes apart, so
+        # the video's frames keep theirs (under shared-noise, the shot's)
+        extra = cpu_noise((*shape[:2], references, *shape[3:]), derive_seed(seed, "references", 0))
+        return torch.cat([extra, noise], dim=2)
 
     def arguments(self, pipe, p, settings, images, strengths, references=()):
         kwargs = _text(p, settings)
