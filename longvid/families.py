@@ -7,7 +7,8 @@ adapters that drive the pipelines live in `longvid.stages.video`.
 Conditioning abilities:
     ``text``: a chunk from the prompt alone; ``first``: an image as the first frame; ``last``: an image as the
     last frame; ``any``: an image at any frame index. A model without ``text`` needs an image for every chunk;
-    ``needs-last`` (Wan FLF2V checkpoints) needs a keyframe at the end of every chunk too; ``references``: the
+    ``needs-last`` (Wan FLF2V checkpoints) needs a keyframe at the end of every chunk too; ``forcing``: a chunk
+    continues the previous chunk's last frames by diffusion forcing (SkyReels-V2 DF); ``references``: the
     chunk also takes the reference images of the characters and places it shows (Wan VACE's ``reference_images``).
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,6 +61,8 @@ class Family:
         return (frames - 1) // self.temporal_compression + 1
 
 
+# SkyReels-V2 diffusion forcing: text or a first frame, and a chunk that continues the previous one's frames.
+_SKYREELS_DF = ("text", "first", "forcing")
 # Wan VACE: frames at any index through `video` and `mask` (black: keep), and reference images of who and where.
 _WAN_VACE = ("text", "first", "last", "any", "references")
 
@@ -81,8 +85,10 @@ FAMILIES: dict[str, Family] = {
                 "WanVACEPipeline": _WAN_VACE},
                steps=50, guidance=5.0,
                known_models=("Wan-AI/Wan2.1-T2V-1.3B-Diffusers", "Wan-AI/Wan2.1-T2V-14B-Diffusers",
-                             "Wan-AI/Wan2.1-I2V-14B-480P-Diffusers", "Wan-AI/Wan2.1-FLF2V-14B-720P-Diffusers",
-                             "Wan-AI/Wan2.1-VACE-1.3B-diffusers", "Wan-AI/Wan2.1-VACE-14B-diffusers"),
+                             "Wan-AI/Wan2.1-I2V-14B-480P-Diffusers", "Wan-AI/Wan2.1-I2V-14B-720P-Diffusers",
+                             "Wan-AI/Wan2.1-FLF2V-14B-720P-Diffusers", "Wan-AI/Wan2.1-VACE-1.3B-diffusers",
+                             "Wan-AI/Wan2.1-VACE-14B-diffusers", "Wan-AI/Wan2.2-T2V-A14B-Diffusers",
+                             "Wan-AI/Wan2.2-I2V-A14B-Diffusers", "Wan-AI/Wan2.2-TI2V-5B-Diffusers"),
                # FLF2V checkpoints also take a last frame: see _WAN_FLF2V
                vram="Wan2.1 README: T2V-1.3B needs 8.19 GB; the 14B models are published for 80 GB GPUs or offload"),
         # Every LTX checkpoint loads into LTXConditionPipeline, which takes images at any frame index.
@@ -93,6 +99,19 @@ FAMILIES: dict[str, Family] = {
                steps=40, guidance=3.0,
                known_models=("Lightricks/LTX-Video", "Lightricks/LTX-Video-0.9.5", "Lightricks/LTX-Video-0.9.7-dev"),
                vram="not published as one figure; the 2B models run on consumer GPUs with offload"),
+        # SkyReels-V2: Wan 2.1's shapes at 24 fps. Diffusion-forcing (DF) checkpoints load as the DF text-to-video
+        # pipeline; the adapter derives the image-to-video and video-to-video ones from its modules.
+        Family("skyreels", "4k+1", 97, 24, 4, "[B,16,F,h,w]", 16,
+               {"SkyReelsV2Pipeline": ("text",), "SkyReelsV2ImageToVideoPipeline": ("first",),
+                "SkyReelsV2DiffusionForcingPipeline": _SKYREELS_DF,
+                "SkyReelsV2DiffusionForcingImageToVideoPipeline": _SKYREELS_DF,
+                "SkyReelsV2DiffusionForcingVideoToVideoPipeline": _SKYREELS_DF},
+               steps=50, guidance=6.0,
+               known_models=("Skywork/SkyReels-V2-DF-1.3B-540P-Diffusers", "Skywork/SkyReels-V2-DF-14B-540P-Diffusers",
+                             "Skywork/SkyReels-V2-DF-14B-720P-Diffusers", "Skywork/SkyReels-V2-T2V-14B-540P-Diffusers",
+                             "Skywork/SkyReels-V2-I2V-1.3B-540P-Diffusers", "Skywork/SkyReels-V2-I2V-14B-540P-Diffusers"),
+               vram="SkyReels-V2 README: the 1.3B models are the single consumer-GPU ones at 540P; the 14B models "
+                    "need a large GPU or offload"),
         Family("animatediff", "16", 16, 8, 1, "[B,C,F,h,w]", 8,
                {"AnimateDiffPipeline": ("text",)}, steps=25, guidance=7.5,
                known_models=("an SD 1.5 model plus `motion_adapter: guoyww/animatediff-motion-adapter-v1-5-2`",),
@@ -155,30 +174,108 @@ def pipeline_class(model: str, base_dir: Path) -> str | None:
     return (_config(model, base_dir, "model_index.json") or {}).get("_class_name")
 
 
-def checkpoint_abilities(family: Family, model: str | None, base_dir: Path) -> tuple[frozenset[str], str | None]:
-    """What this checkpoint can be conditioned on, and the pipeline class it was read from (None: assumed).
+@dataclass(frozen=True)
+class Checkpoint:
+    """What one checkpoint of a family can do and needs.
 
-    Without its model_index.json at hand, a hub id naming image-to-video (``I2V``, ``FLF2V``) is taken for one;
-    the worker checks again when it loads the model.
+    Args:
+        abilities: what it can be conditioned on (see the module docstring).
+        pipeline: the pipeline class this was read from (its model_index.json, or the known hub id); None: assumed.
+        size_multiple: width and height must be multiples of it (the VAE's spatial scale times the patch size).
+        native_fps: the rate it was trained at (None: any rate).
+        experts: denoising transformers (Wan 2.2 A14B: 2, switched at ``boundary_ratio``).
     """
+
+    abilities: frozenset[str]
+    pipeline: str | None
+    size_multiple: int
+    native_fps: float | None
+    experts: int = 1
+
+
+# Published checkpoints, classified by their whole hub id when their configs are not on this machine:
+# (pipeline class, abilities when not the pipeline's own, size multiple, native fps, experts); None: the family's.
+KNOWN_CHECKPOINTS: dict[str, tuple[str, tuple[str, ...] | None, int | None, float | None, int]] = {
+    "stabilityai/stable-video-diffusion-img2vid-xt": ("StableVideoDiffusionPipeline", None, None, None, 1),
+    "stabilityai/stable-video-diffusion-img2vid": ("StableVideoDiffusionPipeline", None, None, None, 1),
+    "THUDM/CogVideoX-2b": ("CogVideoXPipeline", None, None, None, 1),
+    "THUDM/CogVideoX-5b": ("CogVideoXPipeline", None, None, None, 1),
+    "THUDM/CogVideoX-5b-I2V": ("CogVideoXImageToVideoPipeline", None, None, None, 1),
+    "Wan-AI/Wan2.1-T2V-1.3B-Diffusers": ("WanPipeline", None, None, None, 1),
+    "Wan-AI/Wan2.1-T2V-14B-Diffusers": ("WanPipeline", None, None, None, 1),
+    "Wan-AI/Wan2.1-I2V-14B-480P-Diffusers": ("WanImageToVideoPipeline", None, None, None, 1),
+    "Wan-AI/Wan2.1-I2V-14B-720P-Diffusers": ("WanImageToVideoPipeline", None, None, None, 1),
+    "Wan-AI/Wan2.1-FLF2V-14B-720P-Diffusers": ("WanImageToVideoPipeline", ("first", "last", "needs-last"), None, None, 1),
+    "Wan-AI/Wan2.1-VACE-1.3B-diffusers": ("WanVACEPipeline", None, None, None, 1),
+    "Wan-AI/Wan2.1-VACE-14B-diffusers": ("WanVACEPipeline", None, None, None, 1),
+    "Wan-AI/Wan2.2-T2V-A14B-Diffusers": ("WanPipeline", None, None, 16, 2),
+    "Wan-AI/Wan2.2-I2V-A14B-Diffusers": ("WanImageToVideoPipeline", None, None, 16, 2),
+    "Wan-AI/Wan2.2-TI2V-5B-Diffusers": ("WanPipeline", ("text", "first"), 32, 24, 1),
+    "Skywork/SkyReels-V2-DF-1.3B-540P-Diffusers": ("SkyReelsV2DiffusionForcingPipeline", None, None, None, 1),
+    "Skywork/SkyReels-V2-DF-14B-540P-Diffusers": ("SkyReelsV2DiffusionForcingPipeline", None, None, None, 1),
+    "Skywork/SkyReels-V2-DF-14B-720P-Diffusers": ("SkyReelsV2DiffusionForcingPipeline", None, None, None, 1),
+    "Skywork/SkyReels-V2-T2V-14B-540P-Diffusers": ("SkyReelsV2Pipeline", None, None, None, 1),
+    "Skywork/SkyReels-V2-I2V-1.3B-540P-Diffusers": ("SkyReelsV2ImageToVideoPipeline", None, None, None, 1),
+    "Skywork/SkyReels-V2-I2V-14B-540P-Diffusers": ("SkyReelsV2ImageToVideoPipeline", None, None, None, 1),
+    "Lightricks/LTX-Video": ("LTXPipeline", None, None, None, 1),
+    "Lightricks/LTX-Video-0.9.5": ("LTXConditionPipeline", None, None, None, 1),
+    "Lightricks/LTX-Video-0.9.7-dev": ("LTXConditionPipeline", None, None, None, 1),
+}
+# Name tokens of an unknown hub id that say what it takes (whole tokens: "TI2V" is not "I2V").
+_IMAGE_TOKENS = {"I2V", "IMG2VID", "IMAGE2VIDEO"}
+
+
+def checkpoint(family: Family, model: str | None, base_dir: Path) -> Checkpoint:
+    """What this checkpoint can do: from its own configs when they are on this machine (the model folder, or the
+    local hub cache), else from its whole hub id (`KNOWN_CHECKPOINTS`, then the id's name tokens); the worker checks
+    again when it loads the model."""
     if family.name == "preview" or model is None:
-        return family.abilities, None
-    cls = pipeline_class(model, base_dir)
-    if cls in family.pipelines:
-        abilities = frozenset(family.pipelines[cls])
-        if cls == "WanImageToVideoPipeline" and (_config(model, base_dir, "transformer/config.json") or {}).get(
-                "pos_embed_seq_len"):
-            abilities = _WAN_FLF2V  # its image embedding is sized for two images
-        return abilities, cls
+        return Checkpoint(family.abilities, None, family.size_multiple, family.native_fps)
+    index = _config(model, base_dir, "model_index.json")
+    if index and index.get("_class_name") in family.pipelines:
+        return _from_configs(family, model, base_dir, index)
+    if model in KNOWN_CHECKPOINTS:
+        cls, abilities, multiple, fps, experts = KNOWN_CHECKPOINTS[model]
+        return Checkpoint(frozenset(abilities or family.pipelines[cls]), cls, multiple or family.size_multiple,
+                          fps or family.native_fps, experts)
     if len(family.pipelines) == 1:
-        return family.abilities, None
-    if family.name == "wan" and "FLF2V" in model.upper():
-        return _WAN_FLF2V, None
-    if family.name == "wan" and "VACE" in model.upper():
-        return frozenset(_WAN_VACE), None
-    image = any(tag in model.upper() for tag in ("I2V", "FLF2V", "IMG2VID", "IMAGE"))
+        return Checkpoint(family.abilities, None, family.size_multiple, family.native_fps)
+    tokens = set(re.split(r"[-_/.]", model.upper()))
+    if family.name == "skyreels" and "DF" in tokens:
+        return Checkpoint(frozenset(_SKYREELS_DF), None, family.size_multiple, family.native_fps)
+    if family.name == "wan" and tokens & {"FLF2V", "VACE", "TI2V"}:
+        abilities = _WAN_FLF2V if "FLF2V" in tokens else frozenset(_WAN_VACE) if "VACE" in tokens else \
+            frozenset({"text", "first"})
+        return Checkpoint(abilities, None, family.size_multiple, family.native_fps)
+    image = bool(tokens & _IMAGE_TOKENS)
     pick = next((c for c, a in family.pipelines.items() if ("first" in a) == image), next(iter(family.pipelines)))
-    return frozenset(family.pipelines[pick]), None
+    return Checkpoint(frozenset(family.pipelines[pick]), None, family.size_multiple, family.native_fps)
+
+
+def _from_configs(family: Family, model: str, base_dir: Path, index: dict) -> Checkpoint:
+    cls = index["_class_name"]
+    abilities = frozenset(family.pipelines[cls])
+    transformer = _config(model, base_dir, "transformer/config.json") or {}
+    vae = _config(model, base_dir, "vae/config.json") or {}
+    if cls == "WanImageToVideoPipeline" and transformer.get("pos_embed_seq_len"):
+        abilities = _WAN_FLF2V  # its image embedding is sized for two images
+    if cls == "WanPipeline" and index.get("expand_timesteps"):
+        abilities = frozenset({"text", "first"})  # Wan 2.2 TI2V: text, or an image through the I2V pipeline
+    # the size multiple: the VAE's spatial scale times the transformer's spatial patch
+    spatial = vae.get("scale_factor_spatial") or vae.get("spatial_compression_ratio")
+    patch = transformer.get("patch_size")
+    patch = patch[-1] if isinstance(patch, list) else patch
+    multiple = spatial * patch if spatial and patch else family.size_multiple
+    # Wan 2.2's 48-channel VAE (TI2V-5B) was trained at 24 fps; the others of the family at the family's rate
+    fps = 24.0 if family.name == "wan" and vae.get("z_dim") == 48 else family.native_fps
+    experts = 2 if index.get("transformer_2", [None])[0] and index.get("boundary_ratio") is not None else 1
+    return Checkpoint(abilities, cls, multiple, fps, experts)
+
+
+def checkpoint_abilities(family: Family, model: str | None, base_dir: Path) -> tuple[frozenset[str], str | None]:
+    """What this checkpoint can be conditioned on, and the pipeline class it was read from (None: assumed)."""
+    found = checkpoint(family, model, base_dir)
+    return found.abilities, found.pipeline
 
 
 # ------------------------------------------------------------------------------------------------ keyframe models

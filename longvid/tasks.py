@@ -82,6 +82,7 @@ class Pipeline(Params):
     scheduler: Scheduler | None = None
     steps: int = Field(ge=1)
     guidance: float = Field(ge=0)
+    guidance_2: float | None = Field(None, ge=0, description="The low-noise expert's (two-expert models).")
     family: str | None = None
     motion_adapter: str | None = None
     ip_adapter: IPAdapter | None = None
@@ -215,6 +216,14 @@ class SharedNoise(Params):
     period: int = Field(ge=1)
 
 
+class DiffusionForcing(Params):
+    """SkyReels-V2 diffusion forcing: how a chunk continues the frames it is given (see ContinuitySpec)."""
+
+    addnoise_condition: float = Field(ge=0)
+    ar_step: int = Field(ge=0)
+    causal_block_size: int | None = None
+
+
 class ChunkParams(Params):
     """A chunk of a diffusers video model (or, with `windows`, a shot's chunks denoised together)."""
 
@@ -232,6 +241,7 @@ class ChunkParams(Params):
                                                                      "them in the chunk itself.")
     pipeline: Pipeline
     noise: SharedNoise | None = None
+    forcing: DiffusionForcing | None = None
     windows: list[Window] = Field(default_factory=list, description="latent-blend: the chunks in this task.")
     ramp: Literal["linear", "cosine", "pyramid"] = "cosine"
     low_memory: dict[str, Any] = Field(default_factory=dict)

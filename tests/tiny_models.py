@@ -13,7 +13,8 @@ from pathlib import Path
 import torch
 
 VOCAB = Path(__file__).parent / "fixtures" / "tokenizers"
-KINDS = ("sd", "sdxl", "svd", "cogvideox", "cogvideox-i2v", "wan", "wan-i2v", "wan-flf2v", "wan-vace", "ltx",
+KINDS = ("sd", "sdxl", "svd", "cogvideox", "cogvideox-i2v", "wan", "wan-i2v", "wan-flf2v", "wan-vace", "wan22-t2v",
+         "wan22-t2v-other-expert", "wan22-i2v", "wan22-ti2v", "skyreels-df", "skyreels-t2v", "skyreels-i2v", "ltx",
          "animatediff", "flux-kontext")
 
 
@@ -188,6 +189,77 @@ def _wan(kind: str):
     return WanImageToVideoPipeline(**common, image_encoder=encoder, image_processor=processor)
 
 
+def _wan_transformer(in_channels: int, out_channels: int = 16, seed: int = 0):
+    from diffusers import WanTransformer3DModel
+
+    torch.manual_seed(seed)
+    return WanTransformer3DModel(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12,
+                                 in_channels=in_channels, out_channels=out_channels, text_dim=32, freq_dim=256,
+                                 ffn_dim=32, num_layers=2, cross_attn_norm=True, qk_norm="rms_norm_across_heads",
+                                 rope_max_seq_len=32)
+
+
+def _wan22_experts(image: bool, second_seed: int = 1):
+    """Wan 2.2 A14B's shapes: two experts (`transformer` for high noise, `transformer_2` for low) switched at
+    `boundary_ratio`, the Wan 2.1 VAE; I2V without an image encoder. `second_seed` varies only the second expert."""
+    from diffusers import (
+        AutoencoderKLWan,
+        FlowMatchEulerDiscreteScheduler,
+        WanImageToVideoPipeline,
+        WanPipeline,
+    )
+
+    torch.manual_seed(0)
+    vae = AutoencoderKLWan(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
+                           temperal_downsample=[False, True, True])
+    channels = 36 if image else 16
+    common = dict(tokenizer=t5_tokenizer(), text_encoder=t5_text(umt5=True), vae=vae,
+                  transformer=_wan_transformer(channels), transformer_2=_wan_transformer(channels, seed=second_seed),
+                  scheduler=FlowMatchEulerDiscreteScheduler(shift=5.0))
+    if image:
+        return WanImageToVideoPipeline(**common, boundary_ratio=0.9)
+    return WanPipeline(**common, boundary_ratio=0.875)
+
+
+def _wan22_ti2v():
+    """Wan 2.2 TI2V-5B's shapes: the 48-channel VAE (4x16x16: 2x2 patches in and out of it), one expert,
+    `expand_timesteps`; it loads as WanPipeline, for text and (through the I2V pipeline) an image."""
+    from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanPipeline
+
+    torch.manual_seed(0)
+    vae = AutoencoderKLWan(base_dim=3, z_dim=48, in_channels=12, out_channels=12, is_residual=True, patch_size=2,
+                           dim_mult=[1, 1, 1, 1], num_res_blocks=1, latents_mean=[0.0] * 48, latents_std=[1.0] * 48,
+                           scale_factor_spatial=16, temperal_downsample=[False, True, True])
+    return WanPipeline(tokenizer=t5_tokenizer(), text_encoder=t5_text(umt5=True), vae=vae,
+                       transformer=_wan_transformer(48, 48), scheduler=FlowMatchEulerDiscreteScheduler(shift=5.0),
+                       expand_timesteps=True)
+
+
+def _skyreels(kind: str):
+    """SkyReels-V2: Wan 2.1's shapes with its own transformer (diffusion forcing: a timestep per latent frame) and
+    a flow-matching UniPC scheduler, as published. `kind`: df (the diffusion-forcing text-to-video pipeline, from
+    which the image- and video-to-video ones derive), t2v or i2v (with a CLIP image encoder)."""
+    import diffusers
+    from diffusers import AutoencoderKLWan, SkyReelsV2Transformer3DModel, UniPCMultistepScheduler
+
+    torch.manual_seed(0)
+    vae = AutoencoderKLWan(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
+                           temperal_downsample=[False, True, True])
+    torch.manual_seed(0)
+    image = {"image_dim": 32} if kind == "i2v" else {}
+    transformer = SkyReelsV2Transformer3DModel(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12,
+                                               in_channels=36 if image else 16, out_channels=16, text_dim=32,
+                                               freq_dim=256, ffn_dim=32, num_layers=2, cross_attn_norm=True,
+                                               qk_norm="rms_norm_across_heads", rope_max_seq_len=32, **image)
+    common = dict(tokenizer=t5_tokenizer(), text_encoder=t5_text(umt5=True), vae=vae, transformer=transformer,
+                  scheduler=UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True,
+                                                    flow_shift=8.0))
+    if kind == "i2v":
+        encoder, processor = clip_vision(image_size=32, patch_size=8)
+        return diffusers.SkyReelsV2ImageToVideoPipeline(**common, image_encoder=encoder, image_processor=processor)
+    return getattr(diffusers, "SkyReelsV2DiffusionForcingPipeline" if kind == "df" else "SkyReelsV2Pipeline")(**common)
+
+
 def _wan_vace():
     """Wan VACE: the Wan 2.1 shapes, with a control branch at layer 0 that reads the video, the mask and the
     reference images (32 latent channels of the conditioning video and 8x8 of the mask: 96)."""
@@ -278,7 +350,11 @@ def make(kind: str):
     """The tiny pipeline called `kind` (one of KINDS), in memory."""
     builders = {"sd": _sd, "sdxl": _sdxl, "svd": _svd, "cogvideox": lambda: _cogvideox(False),
                 "cogvideox-i2v": lambda: _cogvideox(True), "wan": lambda: _wan("wan"),
-                "wan-i2v": lambda: _wan("wan-i2v"), "wan-flf2v": lambda: _wan("wan-flf2v"), "wan-vace": _wan_vace, "ltx": _ltx,
+                "wan-i2v": lambda: _wan("wan-i2v"), "wan-flf2v": lambda: _wan("wan-flf2v"), "wan-vace": _wan_vace,
+                "wan22-t2v": lambda: _wan22_experts(False), "wan22-t2v-other-expert": lambda: _wan22_experts(False, 7),
+                "wan22-i2v": lambda: _wan22_experts(True), "wan22-ti2v": _wan22_ti2v,
+                "skyreels-df": lambda: _skyreels("df"), "skyreels-t2v": lambda: _skyreels("t2v"),
+                "skyreels-i2v": lambda: _skyreels("i2v"), "ltx": _ltx,
                 "animatediff": _animatediff, "flux-kontext": _flux_kontext}
     return builders[kind]()
 

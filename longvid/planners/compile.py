@@ -34,6 +34,7 @@ from longvid.tasks import (
     Anchor,
     ChunkParams,
     ConcatParams,
+    DiffusionForcing,
     EncodeParams,
     EntityLora,
     IdentityParams,
@@ -313,7 +314,7 @@ def keyframe_tasks(spec: StoryboardSpec, models: ModelPlan, shot: ShotSpec, span
                      f"model {spec.models.video.model}")
     # a real model is anchored only on real images: drawn by an image model, or the user's
     usable = [kf for kf in pinned if models.preview or (models.takes_images and (models.keyframe_pipeline or kf.image))]
-    if not models.preview and cont.strategy == "prefix":  # autoregressive: only the opening keyframe is used
+    if not models.preview and cont.strategy in ("prefix", "diffusion-forcing"):  # autoregressive: the opening only
         usable = [kf for kf in usable if timing.seconds_to_frames(kf.at, spec.fps) == 0]
     keys = _Keyframes()
     negative = _negative(spec, shot)
@@ -426,12 +427,17 @@ def chunk_tasks(spec: StoryboardSpec, models: ModelPlan, index: int, shot: ShotS
             anchors = [a.model_copy(update={"count": min(cont.prefix_frames, w.overlap or 1),
                                             "strength": cont.prefix_strength, "noise": cont.prefix_noise})
                        if a.frame is not None else a for a in anchors]
+        forcing = None
+        if cont.strategy == "diffusion-forcing":  # continue the previous chunk's overlap, all of it
+            anchors = [a.model_copy(update={"count": w.overlap}) if a.frame is not None else a for a in anchors]
+            forcing = DiffusionForcing(addnoise_condition=cont.addnoise_condition, ar_step=cont.ar_step,
+                                       causal_block_size=cont.causal_block_size)
         noise = None
         if cont.strategy == "shared-noise":  # latent frame k of the shot has the same noise in every chunk
             noise = SharedNoise(seed=derive_seed(seed, sid, "noise", 0), mode=cont.noise,
                                 offset=w.start // family.temporal_compression, period=family.latent_frames(chunk))
         params = ChunkParams(**look, start=w.start, frames=w.frames, used=w.used, overlap=w.overlap, anchors=anchors,
-                             references=references, noise=noise)
+                             references=references, noise=noise, forcing=forcing)
         tasks.append(Task(chunk_ids[w.index], "chunk", stage, sid, w.index, chunk_seed(w.index), (w.start, w.end),
                           "shot-base", spec.models.video.model, params, tuple(params.reads())))
     return windows, [(w.start, w.end, w.overlap) for w in windows]

@@ -20,6 +20,7 @@ _REGISTRY = {
     "wan.chunk": ("longvid.stages.video", "WanChunk"),
     "ltx.chunk": ("longvid.stages.video", "LTXChunk"),
     "animatediff.chunk": ("longvid.stages.video", "AnimateDiffChunk"),
+    "skyreels.chunk": ("longvid.stages.video", "SkyReelsChunk"),
     "identity": ("longvid.stages.identity", "IdentityQA"),
     "encode": ("longvid.stages.encode", "Encode"),
     "concat": ("longvid.stages.encode", "Concat"),

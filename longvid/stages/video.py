@@ -108,16 +108,16 @@ class ChunkStage:
                                                                                   references)
         frames = pipe(**kwargs).frames[0]
 
-        # 5. decode to uint8 and check the count
-        frames = to_uint8(frames)
+        # 5. decode to uint8, as the blend reads them, and check the count
+        frames = self.finish(pipe, p, images, to_uint8(frames))
         if frames.shape != (p.frames, p.height, p.width, 3):
             raise RuntimeError(f"{type(pipe).__name__} returned {frames.shape}, expected "
                                f"({p.frames}, {p.height}, {p.width}, 3)")
-        return self.finish(pipe, p, images, frames)
+        return frames
 
     def finish(self, pipe: Any, p: ChunkParams, images: dict[int, np.ndarray], frames: np.ndarray) -> np.ndarray:
-        """The chunk's frames as the blend reads them (its first `used`); a family whose last image lands on the
-        last generated frame moves it onto the last used one."""
+        """The chunk's frames as the blend reads them (its first `used`): e.g. a family whose last image lands on
+        the last generated frame moves it onto the last used one."""
         return frames
 
     def co_denoise(self, task: Task, settings: Mapping[str, Any]) -> np.ndarray:
@@ -193,7 +193,8 @@ class ChunkStage:
         lock = threading.Lock()
         patched = []
         for module, method in ((getattr(base, n, None), m) for n, m in
-                               (("transformer", "forward"), ("unet", "forward"), ("vae", "decode"))):
+                               (("transformer", "forward"), ("transformer_2", "forward"), ("unet", "forward"),
+                                ("vae", "decode"))):
             if module is not None:
                 bound = getattr(module, method)
                 patched.append((module, method, module.__dict__.get(method)))
@@ -261,6 +262,15 @@ def _text(p: ChunkParams, settings: Mapping[str, Any]) -> dict[str, Any]:
     return {"prompt": p.prompt, "negative_prompt": p.negative_prompt or None, "guidance_scale": settings["guidance"]}
 
 
+def _experts(pipe: Any, settings: Mapping[str, Any]) -> dict[str, Any]:
+    """A two-expert model's (Wan 2.2 A14B) guidance of its low-noise expert, when one is set."""
+    if settings.get("guidance_2") is None:
+        return {}
+    if getattr(pipe.config, "boundary_ratio", None) is None:
+        raise ValueError(f"`guidance_2` is for two-expert models; {type(pipe).__name__} has one transformer")
+    return {"guidance_scale_2": settings["guidance_2"]}
+
+
 def _last(p: ChunkParams, images: dict[int, np.ndarray]) -> np.ndarray | None:
     return next((image for index, image in images.items() if index > 0), None)
 
@@ -321,8 +331,19 @@ class WanChunk(ChunkStage):
         extra = cpu_noise((*shape[:2], references, *shape[3:]), derive_seed(seed, "references", 0))
         return torch.cat([extra, noise], dim=2)
 
+    def pipeline_for(self, base, images):
+        if not images or type(base).__name__ != "WanPipeline" or not base.config.get("expand_timesteps"):
+            return base
+
+        def image_to_video(pipe):  # Wan 2.2 TI2V loads for text; the same modules take an image this way
+            from diffusers import WanImageToVideoPipeline
+
+            return WanImageToVideoPipeline.from_pipe(pipe)
+
+        return derived("wan-image-to-video", image_to_video)
+
     def arguments(self, pipe, p, settings, images, strengths, references=()):
-        kwargs = _text(p, settings)
+        kwargs = _text(p, settings) | _experts(pipe, settings)
         if type(pipe).__name__ == "WanVACEPipeline":
             return kwargs | _vace(p, images, references)
         if images:
@@ -330,7 +351,7 @@ class WanChunk(ChunkStage):
             last = _last(p, images)
             if last is not None:  # first-last-frame: the chunk ends on the keyframe
                 kwargs["last_image"] = to_pil(last)
-            elif pipe.transformer.config.pos_embed_seq_len:
+            elif pipe.transformer is not None and pipe.transformer.config.pos_embed_seq_len:
                 # A first-last-frame checkpoint embeds two images. With no keyframe to end on, it sees the first
                 # image twice in its image context, while its video condition pins only the first frame.
                 kwargs["image_embeds"] = pipe.encode_image([kwargs["image"]] * 2, pipe._execution_device)
@@ -359,6 +380,60 @@ def _vace(p: ChunkParams, images: dict[int, np.ndarray], references) -> dict[str
     if references:
         kwargs["reference_images"] = [to_pil(image) for image in references]
     return kwargs
+
+
+class SkyReelsChunk(ChunkStage):
+    """SkyReels-V2. A diffusion-forcing (DF) checkpoint generates a shot's first chunk from text or its opening
+    keyframe, and under the diffusion-forcing strategy each later chunk continues the previous chunk's overlap
+    through the DF video-to-video pipeline (`overlap_history`), one cached task per chunk."""
+
+    family = "skyreels"
+    spec = chunk_spec("skyreels")
+    frame_axis = 2
+
+    def pipeline_for(self, base, images):
+        if "DiffusionForcing" not in type(base).__name__ or 0 not in images:
+            return base
+        clip = images[0].ndim == 4
+
+        def derive(pipe):
+            import diffusers
+
+            name = "VideoToVideo" if clip else "ImageToVideo"
+            return getattr(diffusers, f"SkyReelsV2DiffusionForcing{name}Pipeline").from_pipe(pipe)
+
+        return derived("skyreels-continue" if clip else "skyreels-image", derive)
+
+    def latents(self, pipe, p, seed, references=0):
+        if "DiffusionForcing" in type(pipe).__name__:
+            import torch
+
+            # it draws its noise from the seeded CPU generator, but the noise `addnoise_condition` adds to the
+            # frames it continues from torch's global one: seeded here, just before the call
+            torch.manual_seed(seed)
+            return None
+        frames = (p.frames - 1) // pipe.vae_scale_factor_temporal + 1
+        scale = pipe.vae_scale_factor_spatial
+        return self.noise((1, pipe.vae.config.z_dim, frames, p.height // scale, p.width // scale), 2, p, seed)
+
+    def arguments(self, pipe, p, settings, images, strengths, references=()):
+        kwargs = _text(p, settings)
+        first = images.get(0)
+        if "DiffusionForcing" in type(pipe).__name__:
+            forcing = p.forcing
+            kwargs |= {"base_num_frames": p.frames, "fps": round(p.fps),
+                       "addnoise_condition": forcing.addnoise_condition if forcing else 0,
+                       "ar_step": forcing.ar_step if forcing else 0,
+                       "causal_block_size": forcing.causal_block_size if forcing else None}
+            if first is not None and first.ndim == 4:  # the previous chunk's overlap, continued
+                return kwargs | {"video": [to_pil(f) for f in first], "overlap_history": len(first)}
+        if first is not None:
+            kwargs["image"] = to_pil(first if first.ndim == 3 else first[-1])
+        return kwargs
+
+    def finish(self, pipe, p, images, frames):
+        # the video-to-video pipeline returns the frames it was given, then the chunk (which re-draws them first)
+        return frames[-p.frames:] if "VideoToVideo" in type(pipe).__name__ else frames
 
 
 class LTXChunk(ChunkStage):

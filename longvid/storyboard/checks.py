@@ -145,10 +145,17 @@ def _model_problems(spec: StoryboardSpec) -> list[Problem]:
                                 f"{family.known_models[0]!r} or a local folder in diffusers format",
                                 ("models", "video")))
         return problems
+    found = spec.video_checkpoint()
+    multiple = found.size_multiple
     for side in ("width", "height"):
-        if getattr(spec, side) % family.size_multiple:
-            problems.append(Problem(f"`{side}` ({getattr(spec, side)}) must be a multiple of "
-                                    f"{family.size_multiple} for {family.name}", (side,)))
+        if (size := getattr(spec, side)) % multiple:
+            why = f"{video.model}" if multiple != family.size_multiple else family.name
+            problems.append(Problem(f"`{side}` ({size}) must be a multiple of {multiple} for {why} (its VAE's "
+                                    f"spatial scale times its patch size); the next legal {side} is "
+                                    f"{-(-size // multiple) * multiple}", (side,)))
+    if video.guidance_2 is not None and found.pipeline and found.experts < 2:
+        problems.append(Problem(f"`guidance_2` is for two-expert models (Wan 2.2 A14B); {video.model} has one "
+                                f"transformer", ("models", "video", "guidance_2")))
     declared = pipeline_class(video.model, spec.base_dir)
     if declared and declared not in family.pipelines:
         problems.append(Problem(f"{video.model} is a {declared}, not a {family.name} model "
@@ -187,19 +194,27 @@ def _strategy_problems(where: tuple, cont: ContinuitySpec, family: Family, abili
                         f"model (wan FLF2V, ltx)", (*where, "strategy"))]
     if strategy == "keyframe-anchored" and not drawn:
         return [Problem("keyframe-anchored needs keyframe images: set models.keyframes.model", (*where, "strategy"))]
+    if strategy == "diffusion-forcing" and "forcing" not in abilities:
+        return [Problem(f"{what} is not a SkyReels-V2 diffusion-forcing model: diffusion-forcing needs family "
+                        f"skyreels and a DF checkpoint (e.g. Skywork/SkyReels-V2-DF-1.3B-540P-Diffusers)",
+                        (*where, "strategy"))]
     if strategy == "prefix" and "first" not in abilities:
         return [Problem(f"{what} generates from text only: prefix needs a model that continues from an image",
                         (*where, "strategy"))]
     if strategy == "prefix" and cont.prefix_frames > 1 and "any" not in abilities:
         return [Problem(f"`prefix_frames` ({cont.prefix_frames}): {what} continues from one image; only ltx "
                         f"takes several frames", (*where, "prefix_frames"))]
-    if strategy in ("shared-noise", "latent-blend") and family.name == "ltx":
-        return [Problem(f"ltx draws its own noise for conditioned chunks: {strategy} cannot set it; use "
-                        f"overlap-blend or prefix", (*where, "strategy"))]
+    if strategy in ("shared-noise", "latent-blend") and (family.name == "ltx" or "forcing" in abilities):
+        who, instead = ("ltx", "prefix") if family.name == "ltx" else ("SkyReels-V2 diffusion forcing",
+                                                                      "diffusion-forcing")
+        return [Problem(f"{who} draws its own noise for conditioned chunks: {strategy} cannot set it; use "
+                        f"overlap-blend or {instead}", (*where, "strategy"))]
     if strategy == "latent-blend" and "text" not in abilities:
         return [Problem(f"latent-blend denoises a shot's chunks side by side, so none can start from another; "
                         f"{what} needs an image for every chunk: use prefix or overlap-blend", (*where, "strategy"))]
-    if strategy in ("shared-noise", "latent-blend") and (cont.overlap < 1 or (cont.overlap - 1) % tc):
+    # overlapping frames must be whole latent frames to share noise, to be averaged, or to be continued
+    if strategy in ("shared-noise", "latent-blend", "diffusion-forcing") and (cont.overlap < 1 or
+                                                                              (cont.overlap - 1) % tc):
         near = sorted({max(1, cont.overlap - (cont.overlap - 1) % tc), cont.overlap - (cont.overlap - 1) % tc + tc} - {0})
         return [Problem(f"`overlap` ({cont.overlap}) must be 1 more than a multiple of {tc} for {family.name}, so "
                         f"that overlapping frames share whole latent frames (try {' or '.join(map(str, near))})",

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 
 import longvid.timing as timing
 from longvid.errors import Problem
-from longvid.families import checkpoint_abilities, get_family
+from longvid.families import Checkpoint, checkpoint, get_family
 
 Camera = Literal["static", "push-in", "pull-out", "zoom-in", "zoom-out", "pan-left", "pan-right", "tilt-up", "tilt-down"]
 CHARACTER_REF = re.compile(r"\{([^{}]*)\}")
@@ -58,11 +58,14 @@ def _transition_shorthand(value: Any) -> Any:
 class ContinuitySpec(_Spec):
     """How consecutive chunks of a shot join (storyboard-wide, and per shot where a shot sets its own)."""
 
-    strategy: Literal["cut", "overlap-blend", "shared-noise", "latent-blend", "prefix", "keyframe-anchored"] = Field(
+    strategy: Literal["cut", "overlap-blend", "shared-noise", "latent-blend", "prefix", "keyframe-anchored",
+                      "diffusion-forcing"] = Field(
         "overlap-blend", description="cut: no overlap; overlap-blend: blend overlapping frames; shared-noise: "
         "overlapping frames also share their initial noise; latent-blend: a shot's chunks are denoised together, "
         "their shared latent frames averaged after every step; prefix: each chunk continues from the previous "
-        "one's frames; keyframe-anchored: chunks run from keyframe to keyframe (Wan FLF2V, LTX).")
+        "one's frames; keyframe-anchored: chunks run from keyframe to keyframe (Wan FLF2V, LTX); "
+        "diffusion-forcing: each chunk continues the previous one's last `overlap` frames through SkyReels-V2's "
+        "diffusion-forcing video-to-video pipeline.")
     overlap: int = Field(8, ge=0, description="Frames shared by consecutive chunks.")
     ramp: Literal["linear", "cosine", "pyramid"] = "cosine"
     noise: Literal["repeat", "shuffle"] = Field(
@@ -75,6 +78,13 @@ class ContinuitySpec(_Spec):
                                                             "of the pixel range (0.03 is light).")
     colour_anchor: float = Field(0.0, ge=0, le=1, description="Match each chunk's Lab mean and spread to the "
                                                              "shot's opening keyframe, this much (0: off).")
+    addnoise_condition: float = Field(20.0, ge=0, le=100, description="diffusion-forcing: noise added to the "
+                                      "frames a chunk continues, so it does not copy their artefacts (SkyReels "
+                                      "recommends 20, at most 50).")
+    ar_step: int = Field(0, ge=0, le=64, description="diffusion-forcing: 0 denoises a chunk's frames in step; more "
+                                                     "(5 is usual) denoises later frames later (slower).")
+    causal_block_size: int | None = Field(None, ge=1, le=64, description="diffusion-forcing: latent frames per "
+                                          "causal block (default: the model's; 5 with ar_step).")
 
     @property
     def overlap_frames(self) -> int:
@@ -141,11 +151,13 @@ class PipelineOptions(_Spec):
 class VideoModelSpec(PipelineOptions):
     """The model that generates each shot's chunks. ``preview`` needs no weights."""
 
-    family: Literal["preview", "svd", "cogvideox", "wan", "ltx", "animatediff"] = "preview"
+    family: Literal["preview", "svd", "cogvideox", "wan", "ltx", "animatediff", "skyreels"] = "preview"
     chunk_frames: int | None = Field(None, ge=1, le=1025, description="Frames per chunk at the base rate; "
                                                                       "default per family, made legal for it.")
     motion_adapter: str | None = Field(None, description="animatediff: a MotionAdapter hub id or folder, when "
                                                          "`model` is a plain Stable Diffusion model.")
+    guidance_2: float | None = Field(None, ge=0, description="Two-expert models (Wan 2.2 A14B): the guidance of the "
+                                                             "low-noise expert (default: `guidance`).")
 
     @property
     def frames_asked(self) -> int:
@@ -279,7 +291,7 @@ class StoryboardSpec(_Spec):
     _source: str | None = PrivateAttr(None)
     _file: str | None = PrivateAttr(None)  # the path as given, for messages
     _marks: Any = PrivateAttr(None)  # source positions by path (`load.Marks`), to locate later problems
-    _abilities: tuple[frozenset[str], str | None] | None = PrivateAttr(None)
+    _checkpoint: Checkpoint | None = PrivateAttr(None)
 
     @field_validator("width", "height")
     @classmethod
@@ -306,15 +318,20 @@ class StoryboardSpec(_Spec):
         """The file the storyboard was loaded from, if any."""
         return self._source
 
-    def video_abilities(self) -> tuple[frozenset[str], str | None]:
-        """What the video model can be conditioned on, and the pipeline class that says so (None: assumed).
+    def video_checkpoint(self) -> Checkpoint:
+        """What the video model can do and needs (abilities, size multiple, native rate, experts).
 
         Worked out once per storyboard (it may read the checkpoint's configs) and reused by the checks and the plan.
         """
-        if self._abilities is None:
+        if self._checkpoint is None:
             video = self.models.video
-            self._abilities = checkpoint_abilities(get_family(video.family), video.model, self.base_dir)
-        return self._abilities
+            self._checkpoint = checkpoint(get_family(video.family), video.model, self.base_dir)
+        return self._checkpoint
+
+    def video_abilities(self) -> tuple[frozenset[str], str | None]:
+        """What the video model can be conditioned on, and the pipeline class that says so (None: assumed)."""
+        found = self.video_checkpoint()
+        return found.abilities, found.pipeline
 
     def locate(self, problem: Problem) -> Problem:
         """`problem` with the file, line and column of its path, when the storyboard came from a file."""
@@ -334,7 +351,7 @@ class StoryboardSpec(_Spec):
             return self.fps / interp.base_fps
         if interp.factor is not None:
             return interp.factor
-        native = get_family(self.models.video.family).native_fps
+        native = self.video_checkpoint().native_fps
         return self.fps / native if native and native < self.fps else 1.0
 
     @property

@@ -31,7 +31,7 @@ def board(models: str, shots: str = "  - {prompt: a cat, duration: 2}\n", size: 
 
 CASES = {
     "unknown family": (lambda r: board("  video: {family: wann, model: x/y}\n"),
-                       "`family` must be one of preview, svd, cogvideox, wan, ltx, animatediff (got 'wann') (did you mean `wan`?)"),
+                       "`family` must be one of preview, svd, cogvideox, wan, ltx, animatediff, skyreels (got 'wann') (did you mean `wan`?)"),
     "family without a model": (lambda r: board("  video: {family: wan}\n"),
                                "family 'wan' needs `model`: a hub id such as 'Wan-AI/Wan2.1-T2V-1.3B-Diffusers'"),
     "folder not in diffusers format": (
@@ -128,14 +128,3 @@ def test_a_first_last_frame_model_gets_a_keyframe_at_each_shots_end(tmp_path):
     assert "is a first-last-frame model: every chunk must end on a keyframe" in result.stderr
     assert "more than chunk_frames (17) frames apart" in result.stderr and not (tmp_path / "out.mp4").exists()
 
-
-@pytest.mark.parametrize(("model", "abilities"), [
-    ("Wan-AI/Wan2.1-T2V-14B-Diffusers", {"text"}),
-    ("Wan-AI/Wan2.1-I2V-14B-480P-Diffusers", {"first"}),
-    ("Wan-AI/Wan2.1-FLF2V-14B-720P-Diffusers", {"first", "last", "needs-last"}),
-    ("Wan-AI/Wan2.1-VACE-14B-diffusers", {"text", "first", "last", "any", "references"}),
-])
-def test_a_wan_hub_id_not_on_this_machine_is_taken_for_what_it_names(model, abilities, tmp_path):
-    from longvid.families import checkpoint_abilities, get_family
-
-    assert checkpoint_abilities(get_family("wan"), model, tmp_path) == (frozenset(abilities), None)

@@ -36,6 +36,12 @@ CASES = {
     "cogvideox": ("cogvideox", "cogvideox.chunk", 9, 64, 8, False),
     "wan": ("wan", "wan.chunk", 9, 64, 16, False),
     "wan-i2v": ("wan-i2v", "wan.chunk", 9, 64, 16, True),
+    "wan22-t2v": ("wan22-t2v", "wan.chunk", 9, 64, 16, False),
+    "wan22-i2v": ("wan22-i2v", "wan.chunk", 9, 64, 16, True),
+    "wan22-ti2v": ("wan22-ti2v", "wan.chunk", 9, 64, 24, True),
+    "skyreels-t2v": ("skyreels-t2v", "skyreels.chunk", 9, 64, 24, False),
+    "skyreels-i2v": ("skyreels-i2v", "skyreels.chunk", 9, 64, 24, True),
+    "skyreels-df": ("skyreels-df", "skyreels.chunk", 9, 64, 24, True),
     "ltx": ("ltx", "ltx.chunk", 9, 64, 24, True),
     "animatediff": ("animatediff", "animatediff.chunk", 16, 64, 8, False),
 }
