@@ -14,8 +14,8 @@ import torch
 
 VOCAB = Path(__file__).parent / "fixtures" / "tokenizers"
 KINDS = ("sd", "sdxl", "svd", "cogvideox", "cogvideox-i2v", "wan", "wan-i2v", "wan-flf2v", "wan-vace", "wan22-t2v",
-         "wan22-t2v-other-expert", "wan22-i2v", "wan22-ti2v", "skyreels-df", "skyreels-t2v", "skyreels-i2v", "ltx",
-         "animatediff", "flux-kontext")
+         "wan22-t2v-other-expert", "wan22-i2v", "wan22-ti2v", "skyreels-df", "skyreels-t2v", "skyreels-i2v",
+         "hunyuan15", "hunyuan15-i2v", "ltx", "ltx2", "animatediff", "flux-kontext")
 
 
 def clip_tokenizer():
@@ -356,6 +356,14 @@ def make(kind: str):
                 "skyreels-df": lambda: _skyreels("df"), "skyreels-t2v": lambda: _skyreels("t2v"),
                 "skyreels-i2v": lambda: _skyreels("i2v"), "ltx": _ltx,
                 "animatediff": _animatediff, "flux-kontext": _flux_kontext}
+    if kind.startswith("hunyuan15"):
+        from tests.tiny_hunyuan15 import make_hunyuan15
+
+        return make_hunyuan15(kind)
+    if kind.startswith("ltx2"):
+        from tests.tiny_ltx2 import make_ltx2
+
+        return make_ltx2(kind)
     return builders[kind]()
 
 

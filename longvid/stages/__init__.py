@@ -21,6 +21,7 @@ _REGISTRY = {
     "ltx.chunk": ("longvid.stages.video", "LTXChunk"),
     "animatediff.chunk": ("longvid.stages.video", "AnimateDiffChunk"),
     "skyreels.chunk": ("longvid.stages.video", "SkyReelsChunk"),
+    "hunyuanvideo15.chunk": ("longvid.stages.video", "HunyuanVideo15Chunk"),
     "identity": ("longvid.stages.identity", "IdentityQA"),
     "encode": ("longvid.stages.encode", "Encode"),
     "concat": ("longvid.stages.encode", "Concat"),

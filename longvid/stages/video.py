@@ -9,6 +9,7 @@ augmentation, CogVideoX-I2V's image latents, LTX conditions), so a chunk is the 
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -103,9 +104,11 @@ class ChunkStage:
             raise ValueError(f"{task.model} ({type(pipe).__name__}) takes no reference images")
         latents = self.latents(pipe, p, task.seed, len(references))
 
-        # 4. generate
-        kwargs = call_arguments(p, settings, task.seed, latents) | self.arguments(pipe, p, settings, images, strengths,
-                                                                                  references)
+        # 4. generate (a pipeline that sizes itself from its image, HunyuanVideo 1.5 I2V, is given no size)
+        takes = inspect.signature(type(pipe).__call__).parameters
+        open_ended = any(t.kind == t.VAR_KEYWORD for t in takes.values())
+        kwargs = {k: v for k, v in call_arguments(p, settings, task.seed, latents).items() if open_ended or k in takes}
+        kwargs |= self.arguments(pipe, p, settings, images, strengths, references)
         frames = pipe(**kwargs).frames[0]
 
         # 5. decode to uint8, as the blend reads them, and check the count
@@ -434,6 +437,33 @@ class SkyReelsChunk(ChunkStage):
     def finish(self, pipe, p, images, frames):
         # the video-to-video pipeline returns the frames it was given, then the chunk (which re-draws them first)
         return frames[-p.frames:] if "VideoToVideo" in type(pipe).__name__ else frames
+
+
+class HunyuanVideo15Chunk(ChunkStage):
+    """HunyuanVideo 1.5: T2V and I2V checkpoints (the I2V one with a SigLIP image encoder); guidance is its guider's."""
+
+    family = "hunyuanvideo15"
+    spec = chunk_spec("hunyuanvideo15")
+    frame_axis = 2
+
+    def latents(self, pipe, p, seed, references=0):
+        frames = (p.frames - 1) // pipe.vae_scale_factor_temporal + 1
+        scale = pipe.vae_scale_factor_spatial
+        return self.noise((1, pipe.num_channels_latents, frames, p.height // scale, p.width // scale), 2, p, seed)
+
+    def arguments(self, pipe, p, settings, images, strengths, references=()):
+        if pipe.guider.guidance_scale != settings["guidance"]:
+            pipe.guider = pipe.guider.new(guidance_scale=settings["guidance"])
+        kwargs = {"prompt": p.prompt, "negative_prompt": p.negative_prompt or None}
+        if images:
+            # I2V picks a size bucket near its trained area from the image's shape; the chunk is the storyboard's
+            # size, which the validator made legal, so the image's own size is the one used
+            processor = pipe.video_processor
+            if not getattr(processor, "_longvid_own_size", False):
+                processor.calculate_default_height_width = lambda height, width, target_size: (height, width)
+                processor._longvid_own_size = True
+            kwargs["image"] = to_pil(images[0])
+        return kwargs
 
 
 class LTXChunk(ChunkStage):

@@ -42,6 +42,8 @@ CASES = {
     "skyreels-t2v": ("skyreels-t2v", "skyreels.chunk", 9, 64, 24, False),
     "skyreels-i2v": ("skyreels-i2v", "skyreels.chunk", 9, 64, 24, True),
     "skyreels-df": ("skyreels-df", "skyreels.chunk", 9, 64, 24, True),
+    "hunyuan15": ("hunyuan15", "hunyuanvideo15.chunk", 9, 64, 24, False),
+    "hunyuan15-i2v": ("hunyuan15-i2v", "hunyuanvideo15.chunk", 9, 64, 24, True),
     "ltx": ("ltx", "ltx.chunk", 9, 64, 24, True),
     "animatediff": ("animatediff", "animatediff.chunk", 16, 64, 8, False),
 }
