@@ -406,9 +406,18 @@ app.add_typer(models_app, name="models")
 @models_app.command("list")
 @_guarded
 def models_list() -> None:
-    """Models longvid can fetch, and where they are installed."""
+    """The video model families and what each can do; models longvid can fetch, and where they are installed."""
+    from longvid.families import FAMILIES
     from longvid.models import MODELS, installed, models_dir
 
+    for family in FAMILIES.values():
+        if family.name == "preview":
+            continue
+        say(f"{family.name}: {family.frame_rule} frames, sizes in multiples of {family.size_multiple}, "
+            f"{family.native_fps:g} fps; continuity: {', '.join(family.strategies)}")
+        for pipeline, abilities in family.pipelines.items():
+            say(f"  {pipeline}: {', '.join(abilities)}")
+        say(f"  known: {', '.join(family.known_models)}")
     say(f"models folder: {models_dir()}")
     for name, info in sorted(MODELS.items()):
         path = installed(name)

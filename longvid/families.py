@@ -60,6 +60,21 @@ class Family:
     def latent_frames(self, frames: int) -> int:
         return (frames - 1) // self.temporal_compression + 1
 
+    @property
+    def strategies(self) -> list[str]:
+        """The continuity strategies some checkpoint of the family supports (the validator checks the one used)."""
+        able: set[str] = set()
+        for abilities in self.pipelines.values():
+            own_noise = self.name == "ltx" or "forcing" in abilities  # conditioned chunks draw their own noise
+            able |= {"cut", "overlap-blend"} | ({"shared-noise"} if not own_noise else set())
+            able |= {"latent-blend"} if not own_noise and "text" in abilities else set()
+            able |= {"prefix"} if "first" in abilities else set()
+            able |= {"keyframe-anchored"} if {"last", "any"} & set(abilities) else set()
+            able |= {"diffusion-forcing"} if "forcing" in abilities else set()
+        order = ("cut", "overlap-blend", "shared-noise", "latent-blend", "prefix", "keyframe-anchored",
+                 "diffusion-forcing")
+        return [name for name in order if name in able]
+
 
 # SkyReels-V2 diffusion forcing: text or a first frame, and a chunk that continues the previous one's frames.
 _SKYREELS_DF = ("text", "first", "forcing")

@@ -128,3 +128,12 @@ def test_a_first_last_frame_model_gets_a_keyframe_at_each_shots_end(tmp_path):
     assert "is a first-last-frame model: every chunk must end on a keyframe" in result.stderr
     assert "more than chunk_frames (17) frames apart" in result.stderr and not (tmp_path / "out.mp4").exists()
 
+
+
+def test_models_list_prints_each_family_and_what_it_can_do():
+    out = run_cli("models", "list").stdout
+    lines = {line.split(":")[0]: line for line in out.splitlines() if not line.startswith(" ")}
+    assert lines["skyreels"].endswith("continuity: cut, overlap-blend, shared-noise, latent-blend, prefix, "
+                                      "diffusion-forcing")
+    assert "hunyuanvideo15: 4k+1 frames, sizes in multiples of 16, 24 fps" in out
+    assert "  WanVACEPipeline: text, first, last, any, references" in out and "Wan-AI/Wan2.2-TI2V-5B-Diffusers" in out

@@ -17,6 +17,7 @@ from tests.conftest import decode, probe, run_cli  # noqa: E402
 from tests.stages.conftest import storyboard  # noqa: E402
 
 
+@pytest.mark.slow  # three renders; the stage is pinned quickly in test_pinned_outputs.py
 def test_t2v_renders_exactly_and_a_seed_is_a_seed(tiny, tmp_path):
     model = str(tiny("hunyuan15"))
     board = storyboard(tmp_path, {"family": "hunyuanvideo15", "model": model, "chunk_frames": 9}, fps=24,

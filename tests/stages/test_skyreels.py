@@ -39,6 +39,7 @@ def spy_on(monkeypatch, cls, calls: list) -> None:
     monkeypatch.setattr(cls, "__call__", spy)
 
 
+@pytest.mark.slow  # whole renders; both stages are pinned quickly in test_pinned_outputs.py
 @pytest.mark.parametrize("kind", ["skyreels-t2v", "skyreels-i2v"])
 def test_plain_t2v_and_i2v_render_exactly(kind, tiny, tmp_path):
     board = storyboard(tmp_path, {"family": "skyreels", "model": str(tiny(kind)), "chunk_frames": 9}, fps=24,

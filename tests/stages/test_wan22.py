@@ -66,6 +66,7 @@ def test_guidance_2_on_a_one_expert_model_is_refused(tiny, tmp_path):
     assert result.returncode == 2 and "`guidance_2` is for two-expert models" in result.stderr
 
 
+@pytest.mark.slow  # six renders; each strategy's code path is also covered by the Wan 2.1 tests
 @pytest.mark.parametrize("strategy", [{"strategy": "latent-blend", "overlap": 5},
                                       {"strategy": "shared-noise", "overlap": 5},
                                       {"strategy": "prefix", "overlap": 4}])
