@@ -41,7 +41,7 @@ from longvid.errors import DamagedArtifactError
 RECORD = "record.json"
 PARTIAL = ".partial"
 # Stored bytes per output pixel, to estimate the space a render needs (measured: docs/benchmarks.md).
-BYTES_PER_PIXEL = {"image": 1.0, "frames": 1.0, "segment": 0.05, "file": 0.0}
+BYTES_PER_PIXEL = {"image": 1.0, "frames": 1.0, "segment": 0.05, "audio": 0.0, "file": 0.0}
 
 
 def canonical_json(value: Any) -> str:
@@ -189,9 +189,15 @@ class ArtifactStore:
 
     # ------------------------------------------------------------------------------------------ writing
 
-    def put(self, key: str, value: np.ndarray | Iterable[np.ndarray] | Path, record: Mapping[str, Any]) -> dict:
+    def put(self, key: str, value: np.ndarray | Iterable[np.ndarray] | Path, record: Mapping[str, Any],
+            audio: tuple[np.ndarray, int] | None = None) -> dict:
         """Store an image (H x W x 3), frames (F x H x W x 3, or an iterable of frames) or a finished file (a
-        `Path`, moved in: from `scratch`), then its record with the artifact's size and sha256."""
+        `Path`, moved in: from `scratch`), then its record with the artifact's size and sha256.
+
+        Args:
+            audio: frames' sound, (channels x samples float32 in [-1, 1], sample rate): a FLAC stream of 16 bits
+                beside the frames, in the same file (read with `audio`).
+        """
         folder = self.folder(key)
         folder.mkdir(parents=True, exist_ok=True)
         if isinstance(value, Path):
@@ -212,8 +218,11 @@ class ArtifactStore:
             extra = {"shape": list(value.shape)}
         else:
             name = "artifact.mkv"
-            count, shape = _write_lossless(folder / name, value)
+            count, shape = _write_lossless(folder / name, value, audio)
             extra = {"frames": count, "shape": shape}
+            if audio is not None:
+                extra["audio"] = {"rate": int(audio[1]), "channels": int(audio[0].shape[0]),
+                                  "samples": int(audio[0].shape[1])}
         artifact = folder / name
         full = dict(record) | extra | {"key": key, "artifact": name, "bytes": artifact.stat().st_size,
                                        "sha256": file_sha256(artifact), "created": time.time()}
@@ -275,6 +284,21 @@ class ArtifactStore:
         for _, raw in zip(range(count - start), reader, strict=False):
             yield np.frombuffer(raw, np.uint8).reshape(height, width, 3)
         reader.close()
+
+    def audio(self, key: str) -> tuple[np.ndarray, int] | None:
+        """The sound stored with frames (channels x samples float32, sample rate), or None when they have none."""
+        import subprocess
+
+        import imageio_ffmpeg
+
+        info = (self.record(key) or {}).get("audio")
+        if info is None:
+            return None
+        path = self.path(key)
+        raw = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(path), "-map", "0:a:0",
+                              "-f", "s16le", "-acodec", "pcm_s16le", "-"], capture_output=True, check=True).stdout
+        samples = np.frombuffer(raw, np.int16).reshape(-1, info["channels"]).T.astype(np.float32) / 32768
+        return samples[:, :info["samples"]], info["rate"]
 
     def load(self, key: str) -> np.ndarray:
         """An image, or all frames as one array."""
@@ -426,11 +450,15 @@ def human_bytes(count: float) -> str:
     return f"{count:.1f} TiB"
 
 
-def _write_lossless(path: Path, frames: Iterable[np.ndarray]) -> tuple[int, list[int]]:
-    """Frames to Ut Video (bit-exact RGB) through the ffmpeg that imageio-ffmpeg ships; atomic."""
+def _write_lossless(path: Path, frames: Iterable[np.ndarray], audio: tuple[np.ndarray, int] | None = None
+                    ) -> tuple[int, list[int]]:
+    """Frames to Ut Video (bit-exact RGB) through the ffmpeg that imageio-ffmpeg ships, with their sound as FLAC
+    when given; atomic."""
     import imageio_ffmpeg
 
     tmp = temp_beside(path, ".mkv")
+    wav = _write_wav(temp_beside(path, ".wav"), *audio) if audio is not None else None
+    sound = {"audio_path": str(wav), "audio_codec": "flac"} if wav else {}
     writer = None
     count, shape = 0, []
     try:
@@ -440,7 +468,7 @@ def _write_lossless(path: Path, frames: Iterable[np.ndarray]) -> tuple[int, list
                 writer = imageio_ffmpeg.write_frames(
                     str(tmp), (frame.shape[1], frame.shape[0]), fps=LOSSLESS_FPS, codec="utvideo", pix_fmt_in="rgb24",
                     pix_fmt_out="gbrp", quality=None, macro_block_size=1, ffmpeg_log_level="error",
-                    output_params=["-f", "matroska"])
+                    output_params=["-f", "matroska"], **sound)
                 writer.send(None)
             writer.send(np.ascontiguousarray(frame))
             count += 1
@@ -454,4 +482,20 @@ def _write_lossless(path: Path, frames: Iterable[np.ndarray]) -> tuple[int, list
             writer.close()
         tmp.unlink(missing_ok=True)
         raise
+    finally:
+        if wav is not None:
+            wav.unlink(missing_ok=True)
     return count, shape
+
+
+def _write_wav(path: Path, samples: np.ndarray, rate: int) -> Path:
+    """channels x samples float32 in [-1, 1] to a 16-bit WAV file."""
+    import wave
+
+    pcm = np.clip(np.rint(np.asarray(samples, np.float32).T * 32767), -32768, 32767).astype("<i2")
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(pcm.shape[1])
+        out.setsampwidth(2)
+        out.setframerate(int(rate))
+        out.writeframes(pcm.tobytes())
+    return path

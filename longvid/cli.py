@@ -102,7 +102,7 @@ class Preset(str, Enum):
 
 
 LABELS = {"reference": "references", "keyframe": "keyframes", "chunk": "chunks", "interpolate": "interpolation",
-          "encode": "encoding", "concat": "joining", "identity": "identity QA"}
+          "encode": "encoding", "audio": "sound", "concat": "joining", "identity": "identity QA"}
 
 
 class Messages:

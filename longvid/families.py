@@ -7,7 +7,8 @@ adapters that drive the pipelines live in `longvid.stages.video`.
 Conditioning abilities:
     ``text``: a chunk from the prompt alone; ``first``: an image as the first frame; ``last``: an image as the
     last frame; ``any``: an image at any frame index. A model without ``text`` needs an image for every chunk;
-    ``needs-last`` (Wan FLF2V checkpoints) needs a keyframe at the end of every chunk too; ``forcing``: a chunk
+    ``needs-last`` (Wan FLF2V checkpoints) needs a keyframe at the end of every chunk too; ``sound``: the model
+    makes the picture's sound with it (LTX-2); ``forcing``: a chunk
     continues the previous chunk's last frames by diffusion forcing (SkyReels-V2 DF); ``references``: the
     chunk also takes the reference images of the characters and places it shows (Wan VACE's ``reference_images``).
 """
@@ -65,7 +66,7 @@ class Family:
         """The continuity strategies some checkpoint of the family supports (the validator checks the one used)."""
         able: set[str] = set()
         for abilities in self.pipelines.values():
-            own_noise = self.name == "ltx" or "forcing" in abilities  # conditioned chunks draw their own noise
+            own_noise = self.name in ("ltx", "ltx2") or "forcing" in abilities  # conditioned chunks draw their own
             able |= {"cut", "overlap-blend"} | ({"shared-noise"} if not own_noise else set())
             able |= {"latent-blend"} if not own_noise and "text" in abilities else set()
             able |= {"prefix"} if "first" in abilities else set()
@@ -76,6 +77,8 @@ class Family:
         return [name for name in order if name in able]
 
 
+# LTX-2: text, images at latent indices, and sound with the picture.
+_LTX2 = ("text", "first", "last", "any", "sound")
 # SkyReels-V2 diffusion forcing: text or a first frame, and a chunk that continues the previous one's frames.
 _SKYREELS_DF = ("text", "first", "forcing")
 # Wan VACE: frames at any index through `video` and `mask` (black: keep), and reference images of who and where.
@@ -127,6 +130,11 @@ FAMILIES: dict[str, Family] = {
                              "Skywork/SkyReels-V2-I2V-1.3B-540P-Diffusers", "Skywork/SkyReels-V2-I2V-14B-540P-Diffusers"),
                vram="SkyReels-V2 README: the 1.3B models are the single consumer-GPU ones at 540P; the 14B models "
                     "need a large GPU or offload"),
+        # LTX-2: video with its sound; every checkpoint loads into LTX2ConditionPipeline for keyframes.
+        Family("ltx2", "8k+1", 121, 24, 8, "[B,128,F,h,w] and sound [B,8,L,16]", 32,
+               {"LTX2Pipeline": _LTX2, "LTX2ImageToVideoPipeline": _LTX2, "LTX2ConditionPipeline": _LTX2},
+               steps=30, guidance=3.0, known_models=("Lightricks/LTX-2",),
+               vram="LTX-2 README: the 19B model is published for large GPUs, with FP8 and offload for less"),
         # HunyuanVideo 1.5: a 4x16x16 VAE with 32 latent channels, patch 1; separate T2V and I2V checkpoints.
         Family("hunyuanvideo15", "4k+1", 121, 24, 4, "[B,32,F,h,w]", 16,
                {"HunyuanVideo15Pipeline": ("text",), "HunyuanVideo15ImageToVideoPipeline": ("first",)},
@@ -245,6 +253,7 @@ KNOWN_CHECKPOINTS: dict[str, tuple[str, tuple[str, ...] | None, int | None, floa
     "hunyuanvideo-community/HunyuanVideo-1.5-720p_t2v": ("HunyuanVideo15Pipeline", None, None, None, 1),
     "hunyuanvideo-community/HunyuanVideo-1.5-480p_i2v": ("HunyuanVideo15ImageToVideoPipeline", None, None, None, 1),
     "hunyuanvideo-community/HunyuanVideo-1.5-720p_i2v": ("HunyuanVideo15ImageToVideoPipeline", None, None, None, 1),
+    "Lightricks/LTX-2": ("LTX2Pipeline", None, None, None, 1),
     "Lightricks/LTX-Video": ("LTXPipeline", None, None, None, 1),
     "Lightricks/LTX-Video-0.9.5": ("LTXConditionPipeline", None, None, None, 1),
     "Lightricks/LTX-Video-0.9.7-dev": ("LTXConditionPipeline", None, None, None, 1),

@@ -65,7 +65,7 @@ def build_shot_graph(spec: StoryboardSpec) -> nx.MultiDiGraph:
 class RenderGraph:
     """Tasks and their dependencies; iteration is in a stable topological order."""
 
-    KINDS = ("reference", "keyframe", "chunk", "interpolate", "identity", "encode", "concat")
+    KINDS = ("reference", "keyframe", "chunk", "interpolate", "identity", "encode", "audio", "concat")
 
     def __init__(self, tasks: list[Task]):
         """Raises:

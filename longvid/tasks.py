@@ -348,16 +348,38 @@ class EncodeParams(Params):
         return list(dict.fromkeys(t for p in pieces for t in p.reads()))
 
 
+class ShotSound(Params):
+    """A shot's sound: its chunks' sound, blended over their overlaps like their frames."""
+
+    shot: str
+    blend: ShotFrames
+    factor: float = Field(gt=0, description="Output frames per generated frame.")
+
+
+class AudioParams(Params):
+    """The video's sound track: every shot's sound, laid out by the same pieces as the picture (crossfades mixed
+    with the picture's weights)."""
+
+    fps: float = Field(gt=0)
+    frames: int = Field(ge=1)
+    shots: list[ShotSound] = Field(min_length=1)
+    pieces: list[Piece] = Field(min_length=1)
+
+    def reads(self) -> list[str]:
+        return list(dict.fromkeys(c for shot in self.shots for c in shot.blend.chunks))
+
+
 class ConcatParams(Params):
-    """The MP4: the segments joined by stream copy, with the index first (+faststart)."""
+    """The MP4: the segments joined by stream copy, with the index first (+faststart), and the sound track."""
 
     segments: list[str] = Field(min_length=1)
     frames: int = Field(ge=1)
     fps: float = Field(gt=0)
+    audio: str | None = Field(None, description="The sound track's task, encoded to AAC beside the picture.")
     output: str | None = Field(None, alias="_output", description="Where the MP4 goes (not part of the key).")
 
     def reads(self) -> list[str]:
-        return list(self.segments)
+        return [*self.segments, *([self.audio] if self.audio else [])]
 
 
 # ---------------------------------------------------------------------------------------------------- tasks

@@ -96,6 +96,10 @@ class Inputs(Mapping):
     def path(self, task_id: str) -> Path:
         return self.store.path(self.keys[task_id])
 
+    def audio(self, task_id: str) -> tuple[np.ndarray, int] | None:
+        """The sound stored with a task's frames, or None (an inline task's frames have none)."""
+        return None if task_id in self.inline else self.store.audio(self.keys[task_id])
+
     def scratch(self, suffix: str) -> Path:
         return self.store.scratch(suffix)
 
@@ -195,10 +199,11 @@ def run_job(job: JobSpec, store: ArtifactStore, stages: StageCache, worker: str)
             task = dataclasses.replace(task, params=task.params.model_copy(
                 update={"low_memory": dict(stage.spec.low_memory)}))
         result = stage(task, Inputs(store, job.input_keys, job.inline, stages))
-        value, extra = (result.value, result.record) if isinstance(result, Output) else (result, {})
+        value, extra, audio = (result.value, result.record, result.audio) if isinstance(result, Output) else \
+            (result, {}, None)
         record = job.record | extra | {"worker": worker, "attempt": job.attempt, "low_memory": job.low_memory}
         if job.store:
-            record = store.put(job.key, value, record | {"seconds": round(time.perf_counter() - began, 4)})
+            record = store.put(job.key, value, record | {"seconds": round(time.perf_counter() - began, 4)}, audio)
         seconds = time.perf_counter() - began
         return Outcome(task.id, worker, True, seconds, record | {"seconds": round(seconds, 4)})
     except Exception as exc:  # a failing task is a record, never a crash of the executor

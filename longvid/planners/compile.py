@@ -32,6 +32,7 @@ from longvid.seeds import derive_seed
 from longvid.storyboard import ContinuitySpec, KeyframeSpec, PipelineOptions, ShotSpec, StoryboardSpec
 from longvid.tasks import (
     Anchor,
+    AudioParams,
     ChunkParams,
     ConcatParams,
     DiffusionForcing,
@@ -51,6 +52,7 @@ from longvid.tasks import (
     ReferenceParams,
     SharedNoise,
     ShotFrames,
+    ShotSound,
     ShotSource,
     Task,
     TimedKeyframe,
@@ -164,7 +166,9 @@ def compile_storyboard(spec: StoryboardSpec, reseed: Mapping[str, int] | None = 
     tasks += identity_tasks(spec, shots, tasks)
     encodes = encode_tasks(spec, shots, output)
     tasks += encodes
-    tasks.append(concat_task(spec, encodes, output))
+    sound = audio_task(spec, models, shots, encodes)
+    tasks += [sound] if sound else []
+    tasks.append(concat_task(spec, encodes, output, sound))
     return RenderPlan(spec, RenderGraph(tasks), shots, models, [t.id for t in encodes], output, notes)
 
 
@@ -578,10 +582,25 @@ def _piece(shots: list[ShotPlan], a: int, a_offset: int, frames: int, b: int | N
 # ---------------------------------------------------------------------------------------------------- 5. concat
 
 
-def concat_task(spec: StoryboardSpec, encodes: list[Task], output: Output) -> Task:
-    """Step 5: the segments joined into the MP4 by stream copy."""
+def audio_task(spec: StoryboardSpec, models: ModelPlan, shots: list[ShotPlan], encodes: list[Task]) -> Task | None:
+    """Step 5a, for a model that makes sound with its picture (LTX-2): the sound track, laid out by the segments'
+    pieces, each shot's sound blended from its chunks' with the picture's ramps."""
+    if "sound" not in models.abilities or models.preview:
+        return None
+    sounds = [ShotSound(shot=sp.shot.shot_id, factor=models.factor,
+                        blend=ShotFrames(chunks=sp.chunk_tasks, windows=[(w.start, w.frames, w.used, w.overlap)
+                                                                         for w in sp.windows],
+                                         ramp=sp.continuity.ramp)) for sp in shots]
+    params = AudioParams(fps=spec.fps, frames=spec.total_frames, shots=sounds,
+                         pieces=[piece for task in encodes for piece in task.params.pieces])
+    return Task("audio", "audio", "audio", None, 0, None, (0, spec.total_frames), "output", None, params,
+                tuple(params.reads()))
+
+
+def concat_task(spec: StoryboardSpec, encodes: list[Task], output: Output, sound: Task | None = None) -> Task:
+    """Step 5: the segments joined into the MP4 by stream copy, with the sound track where there is one."""
     params = ConcatParams(segments=[t.id for t in encodes], frames=spec.total_frames, fps=spec.fps,
-                          output=output.path)
+                          audio=sound.id if sound else None, output=output.path)
     return Task("concat", "concat", "concat", None, 0, None, (0, spec.total_frames), "output", None, params,
                 tuple(params.reads()))
 

@@ -22,7 +22,9 @@ _REGISTRY = {
     "animatediff.chunk": ("longvid.stages.video", "AnimateDiffChunk"),
     "skyreels.chunk": ("longvid.stages.video", "SkyReelsChunk"),
     "hunyuanvideo15.chunk": ("longvid.stages.video", "HunyuanVideo15Chunk"),
+    "ltx2.chunk": ("longvid.stages.video", "LTX2Chunk"),
     "identity": ("longvid.stages.identity", "IdentityQA"),
+    "audio": ("longvid.stages.audio", "AudioMix"),
     "encode": ("longvid.stages.encode", "Encode"),
     "concat": ("longvid.stages.encode", "Concat"),
 }

@@ -24,7 +24,8 @@ class StageSpec:
         code_version: bump it when a change alters the stage's output, so cached results are redone.
         params: the type of its tasks' parameters (`longvid.tasks`).
         inputs: the kinds of the tasks whose outputs it reads.
-        output: ``image`` (H x W x 3 uint8), ``frames`` (F x H x W x 3 uint8), ``segment`` (an H.264 file) or
+        output: ``image`` (H x W x 3 uint8), ``frames`` (F x H x W x 3 uint8), ``segment`` (an H.264 file),
+            ``audio`` (a FLAC file) or
             ``file`` (the render's output, written where its parameters say; never stored).
         resources: ``{"gpus": 1}``: it runs on a device worker; ``{"here": True}``: it runs in the process that
             renders (it writes the user's output path); otherwise any worker may run it, the CPU lanes included.
@@ -54,10 +55,12 @@ class StageSpec:
 
 @dataclass
 class Output:
-    """A stage's result with facts to keep in its cache record (e.g. the QA measures of an encoded segment)."""
+    """A stage's result with facts to keep in its cache record (e.g. the QA measures of an encoded segment), and
+    the sound of its frames where the model makes some (LTX-2)."""
 
     value: Any
     record: dict[str, Any] = field(default_factory=dict)
+    audio: tuple[Any, int] | None = None  # frames' sound: (channels x samples float32, sample rate)
 
 
 class Stage(Protocol):

@@ -17,7 +17,7 @@ import numpy as np
 
 from longvid.families import get_family
 from longvid.seeds import derive_seed
-from longvid.stages.base import StageSpec
+from longvid.stages.base import Output, StageSpec
 from longvid.stages.pipelines import cpu_generator, cpu_noise, derived, hold, settings_for, to_pil, to_uint8
 from longvid.stitching.blend import blend_chunks
 from longvid.tasks import ChunkParams, Task
@@ -109,14 +109,20 @@ class ChunkStage:
         open_ended = any(t.kind == t.VAR_KEYWORD for t in takes.values())
         kwargs = {k: v for k, v in call_arguments(p, settings, task.seed, latents).items() if open_ended or k in takes}
         kwargs |= self.arguments(pipe, p, settings, images, strengths, references)
-        frames = pipe(**kwargs).frames[0]
+        out = pipe(**kwargs)
 
-        # 5. decode to uint8, as the blend reads them, and check the count
-        frames = self.finish(pipe, p, images, to_uint8(frames))
+        # 5. decode to uint8, as the blend reads them, and check the count; the sound, where the model makes some
+        frames = self.finish(pipe, p, images, to_uint8(out.frames[0]))
         if frames.shape != (p.frames, p.height, p.width, 3):
             raise RuntimeError(f"{type(pipe).__name__} returned {frames.shape}, expected "
                                f"({p.frames}, {p.height}, {p.width}, 3)")
-        return frames
+        sound = self.sound(pipe, p, out)
+        return frames if sound is None else Output(frames, audio=sound)
+
+    def sound(self, pipe: Any, p: ChunkParams, out: Any) -> tuple[np.ndarray, int] | None:
+        """The chunk's sound (channels x samples float32, exactly as long as its frames), for a family whose model
+        makes some; None otherwise."""
+        return None
 
     def finish(self, pipe: Any, p: ChunkParams, images: dict[int, np.ndarray], frames: np.ndarray) -> np.ndarray:
         """The chunk's frames as the blend reads them (its first `used`): e.g. a family whose last image lands on
@@ -502,6 +508,50 @@ class LTXChunk(ChunkStage):
                                                           strength=strengths[index])
                 for index, image in sorted(images.items())]
         return kwargs
+
+
+class LTX2Chunk(ChunkStage):
+    """LTX-2: video and its sound from one call. Keyframes are conditions at latent indices: a latent frame holds 8
+    frames after the first, and a condition sits on its latent frame's first frame, so a keyframe not on such a
+    frame is reached up to 7 frames early. The sound is kept with the chunk's frames and blended like them."""
+
+    family = "ltx2"
+    spec = chunk_spec("ltx2")
+    frame_axis = 2
+
+    def pipeline_for(self, base, images):
+        if not images or type(base).__name__ == "LTX2ConditionPipeline":
+            return base
+
+        def condition(pipe):
+            from diffusers import LTX2ConditionPipeline
+
+            return LTX2ConditionPipeline.from_pipe(pipe)
+
+        return derived("ltx2-condition", condition)
+
+    def latents(self, pipe, p, seed, references=0):
+        return None  # the picture's and the sound's noise both come from the seeded CPU generator
+
+    def arguments(self, pipe, p, settings, images, strengths, references=()):
+        kwargs = _text(p, settings) | {"frame_rate": p.fps}
+        if images:
+            from diffusers.pipelines.ltx2.pipeline_ltx2_condition import LTX2VideoCondition
+
+            compression = pipe.vae_temporal_compression_ratio
+            # crf 0: the images as they are (the default re-compresses them with H.264 first)
+            kwargs["conditions"] = [
+                LTX2VideoCondition(frames=[to_pil(f) for f in image] if image.ndim == 4 else to_pil(image),
+                                   index=0 if index == 0 else (index - 1) // compression + 1,
+                                   strength=strengths[index], crf=0)
+                for index, image in sorted(images.items())]
+        return kwargs
+
+    def sound(self, pipe, p, out):
+        audio = out.audio[0].float().cpu().numpy()
+        rate = int(pipe.vocoder.config.output_sampling_rate)
+        length = round(p.frames / p.fps * rate)  # the model's is a little short of its frames: padded with silence
+        return np.pad(audio, ((0, 0), (0, max(0, length - audio.shape[1]))))[:, :length], rate
 
 
 class AnimateDiffChunk(ChunkStage):

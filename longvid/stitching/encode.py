@@ -124,9 +124,9 @@ class Mp4Writer:
                 stale.unlink(missing_ok=True)
 
 
-def concat(segments: list[Path], output: str | Path) -> None:
+def concat(segments: list[Path], output: str | Path, audio: Path | None = None) -> None:
     """Join MP4 `segments` (same codec settings, each opening on an IDR frame) into `output` by stream copy,
-    with the index first (+faststart); atomic."""
+    with the index first (+faststart); atomic. `audio`: a sound track as long as the video, encoded to AAC."""
     import imageio_ffmpeg
 
     output = Path(output)
@@ -135,8 +135,9 @@ def concat(segments: list[Path], output: str | Path) -> None:
         listing = Path(folder) / "segments.txt"
         listing.write_text("".join(f"file '{_quoted(p)}'\n" for p in segments), encoding="utf-8")
         cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-f", "concat", "-safe", "0",
-               "-i", str(listing), "-c", "copy", "-map_metadata", "-1", "-movflags", "+faststart", "-f", "mp4",
-               str(tmp)]
+               "-i", str(listing), *(["-i", str(audio), "-map", "0:v", "-map", "1:a", "-c:a", "aac", "-b:a", "192k"]
+                                      if audio else []),
+               "-c:v", "copy", "-map_metadata", "-1", "-movflags", "+faststart", "-f", "mp4", str(tmp)]
         result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:
         tmp.unlink(missing_ok=True)

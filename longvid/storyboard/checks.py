@@ -204,8 +204,8 @@ def _strategy_problems(where: tuple, cont: ContinuitySpec, family: Family, abili
     if strategy == "prefix" and cont.prefix_frames > 1 and "any" not in abilities:
         return [Problem(f"`prefix_frames` ({cont.prefix_frames}): {what} continues from one image; only ltx "
                         f"takes several frames", (*where, "prefix_frames"))]
-    if strategy in ("shared-noise", "latent-blend") and (family.name == "ltx" or "forcing" in abilities):
-        who, instead = ("ltx", "prefix") if family.name == "ltx" else ("SkyReels-V2 diffusion forcing",
+    if strategy in ("shared-noise", "latent-blend") and (family.name in ("ltx", "ltx2") or "forcing" in abilities):
+        who, instead = (family.name, "prefix") if family.name != "skyreels" else ("SkyReels-V2 diffusion forcing",
                                                                       "diffusion-forcing")
         return [Problem(f"{who} draws its own noise for conditioned chunks: {strategy} cannot set it; use "
                         f"overlap-blend or {instead}", (*where, "strategy"))]

@@ -151,8 +151,8 @@ class PipelineOptions(_Spec):
 class VideoModelSpec(PipelineOptions):
     """The model that generates each shot's chunks. ``preview`` needs no weights."""
 
-    family: Literal["preview", "svd", "cogvideox", "wan", "ltx", "animatediff", "skyreels", "hunyuanvideo15"] = \
-        "preview"
+    family: Literal["preview", "svd", "cogvideox", "wan", "ltx", "ltx2", "animatediff", "skyreels",
+                    "hunyuanvideo15"] = "preview"
     chunk_frames: int | None = Field(None, ge=1, le=1025, description="Frames per chunk at the base rate; "
                                                                       "default per family, made legal for it.")
     motion_adapter: str | None = Field(None, description="animatediff: a MotionAdapter hub id or folder, when "

@@ -31,7 +31,7 @@ def board(models: str, shots: str = "  - {prompt: a cat, duration: 2}\n", size: 
 
 CASES = {
     "unknown family": (lambda r: board("  video: {family: wann, model: x/y}\n"),
-                       "`family` must be one of preview, svd, cogvideox, wan, ltx, animatediff, skyreels, hunyuanvideo15 (got 'wann') (did you mean `wan`?)"),
+                       "`family` must be one of preview, svd, cogvideox, wan, ltx, ltx2, animatediff, skyreels, hunyuanvideo15 (got 'wann') (did you mean `wan`?)"),
     "family without a model": (lambda r: board("  video: {family: wan}\n"),
                                "family 'wan' needs `model`: a hub id such as 'Wan-AI/Wan2.1-T2V-1.3B-Diffusers'"),
     "folder not in diffusers format": (

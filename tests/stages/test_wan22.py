@@ -147,6 +147,7 @@ def test_every_known_hub_id_is_classified_by_its_whole_name(tmp_path):
         "hunyuanvideo-community/HunyuanVideo-1.5-720p_t2v": ({"text"}, 16, 24),
         "hunyuanvideo-community/HunyuanVideo-1.5-480p_i2v": ({"first"}, 16, 24),
         "hunyuanvideo-community/HunyuanVideo-1.5-720p_i2v": ({"first"}, 16, 24),
+        "Lightricks/LTX-2": ({"text", "first", "last", "any", "sound"}, 32, 24),
         "Lightricks/LTX-Video": ({"text", "first", "last", "any"}, 32, 24),
         "Lightricks/LTX-Video-0.9.5": ({"text", "first", "last", "any"}, 32, 24),
         "Lightricks/LTX-Video-0.9.7-dev": ({"text", "first", "last", "any"}, 32, 24),
