@@ -6,8 +6,10 @@ one message per problem and no traceback unless ``--debug`` is given.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+import os
 import sys
 import traceback
 from enum import Enum
@@ -60,6 +62,10 @@ def _guarded(command):
         except KeyboardInterrupt:
             say("interrupted", err=True)
             raise typer.Exit(130) from None
+        except BrokenPipeError:  # the reader went away (`longvid models list | head`): nothing more to say
+            with contextlib.suppress(OSError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(141) from None
         except Exception as exc:
             if _state["debug"]:
                 traceback.print_exc()
@@ -522,9 +528,10 @@ def validate(storyboard: StoryboardArg) -> None:
     plan = compile_storyboard(spec)
     check_graph(plan.graph)
     counts = {kind: len(plan.graph.of_kind(kind))
-              for kind in ("reference", "keyframe", "chunk", "interpolate", "identity", "encode")}
+              for kind in ("reference", "keyframe", "chunk", "interpolate", "identity", "encode", "audio")}
     cast = f"{counts['reference']} references, " if counts["reference"] else ""
     identity = f", {counts['identity']} identity checks" if counts["identity"] else ""
+    identity += ", a sound track" if counts["audio"] else ""
     say(f"ok: {storyboard}: {len(spec.shots)} shots, {spec.duration:g} s = {spec.total_frames} frames at "
         f"{spec.fps:g} fps, {spec.width}x{spec.height}; {len(plan.graph)} tasks "
         f"({cast}{counts['keyframe']} keyframes, {counts['chunk']} chunks, {counts['interpolate']} interpolations"

@@ -36,6 +36,7 @@ CASES = {
     "cogvideox": ("cogvideox", "cogvideox.chunk", 9, 64, 8, False),
     "wan": ("wan", "wan.chunk", 9, 64, 16, False),
     "wan-i2v": ("wan-i2v", "wan.chunk", 9, 64, 16, True),
+    "wan-vace": ("wan-vace", "wan.chunk", 9, 64, 16, True),
     "wan22-t2v": ("wan22-t2v", "wan.chunk", 9, 64, 16, False),
     "wan22-i2v": ("wan22-i2v", "wan.chunk", 9, 64, 16, True),
     "wan22-ti2v": ("wan22-ti2v", "wan.chunk", 9, 64, 24, True),
