@@ -309,12 +309,6 @@ def _from_configs(family: Family, model: str, base_dir: Path, index: dict) -> Ch
     return Checkpoint(abilities, cls, multiple, fps, experts)
 
 
-def checkpoint_abilities(family: Family, model: str | None, base_dir: Path) -> tuple[frozenset[str], str | None]:
-    """What this checkpoint can be conditioned on, and the pipeline class it was read from (None: assumed)."""
-    found = checkpoint(family, model, base_dir)
-    return found.abilities, found.pipeline
-
-
 # ------------------------------------------------------------------------------------------------ keyframe models
 
 # How a keyframe model's pipeline takes the references of the characters and places a keyframe shows:

@@ -54,11 +54,13 @@ def qa_video(video: str | Path, cache_dir: str | Path | None = None) -> dict:
 
 def identity_in_video(identity: dict, frames: dict[int, np.ndarray], manifest: dict, store: ArtifactStore) -> dict:
     """The render's identity scores, and the same samples scored again as the video shows them."""
+    report = {"model": identity["model"], "threshold": identity["threshold"], "summary": identity["summary"]}
     references = {r["name"]: r["cache_key"] for r in manifest.get("references", [])}
     shots = []
     try:
         from longvid.stages.identity import embed, likeness
 
+        embedded: dict[str, np.ndarray] = {}  # a character's reference images, embedded once for all its shots
         for shot in identity["shots"]:
             samples = [s for s in shot["samples"] if s["output_frame"] in frames]
             if not samples:
@@ -66,13 +68,13 @@ def identity_in_video(identity: dict, frames: dict[int, np.ndarray], manifest: d
             seen = embed(identity["path"], [frames[s["output_frame"]] for s in samples])
             measured = {}
             for name in shot["characters"]:
-                images = store.load(references[name])
-                scores = likeness(seen, embed(identity["path"], list(images[None] if images.ndim == 3 else images)))
+                if name not in embedded:
+                    images = store.load(references[name])
+                    embedded[name] = embed(identity["path"], list(images[None] if images.ndim == 3 else images))
+                scores = likeness(seen, embedded[name])
                 measured[name] = {"mean": round(float(scores.mean()), 4), "worst": round(float(scores.min()), 4)}
             shots.append({"shot": shot["shot"], "rendered": shot["characters"], "video": measured})
     except (UserError, DamagedArtifactError, KeyError) as exc:  # no model here, or the references left the cache
-        return {"model": identity["model"], "threshold": identity["threshold"], "summary": identity["summary"],
-                "shots": [{"shot": s["shot"], "rendered": s["characters"], "video": None} for s in identity["shots"]],
-                "not_measured": str(exc)}
-    return {"model": identity["model"], "threshold": identity["threshold"], "summary": identity["summary"],
-            "shots": shots, "not_measured": None}
+        return report | {"shots": [{"shot": s["shot"], "rendered": s["characters"], "video": None}
+                                   for s in identity["shots"]], "not_measured": str(exc)}
+    return report | {"shots": shots, "not_measured": None}

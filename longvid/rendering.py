@@ -247,8 +247,7 @@ def identity_qa(plan: RenderPlan, keys: dict[str, str], store: ArtifactStore) ->
     for task_id in plan.identity_tasks:
         samples = store.record(keys[task_id])["identity"]["samples"]
         names = list(samples[0]["scores"])
-        below = [{"shot": plan.graph[task_id].shot, "keyframe": s["task"], "character": name, "score": score,
-                  "task": s["task"]}
+        below = [{"shot": plan.graph[task_id].shot, "task": s["task"], "character": name, "score": score}
                  for s in samples if s["task"].startswith("keyframe:")
                  for name, score in [min(s["scores"].items(), key=lambda kv: kv[1])] if score < threshold]
         shots.append({"shot": plan.graph[task_id].shot, "task": task_id, "cache_key": keys[task_id],

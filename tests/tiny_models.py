@@ -159,59 +159,50 @@ def _cogvideox(image: bool):
                scheduler=CogVideoXDDIMScheduler())
 
 
-def _wan(kind: str):
-    from diffusers import (
-        AutoencoderKLWan,
-        FlowMatchEulerDiscreteScheduler,
-        WanImageToVideoPipeline,
-        WanPipeline,
-        WanTransformer3DModel,
-    )
+def _wan_vae():
+    """The Wan 2.1 VAE at tiny size: 16 latent channels, 4x8x8 compression."""
+    from diffusers import AutoencoderKLWan
 
     torch.manual_seed(0)
-    vae = AutoencoderKLWan(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
-                           temperal_downsample=[False, True, True])
-    scheduler = FlowMatchEulerDiscreteScheduler(shift=7.0)
+    return AutoencoderKLWan(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
+                            temperal_downsample=[False, True, True])
+
+
+def _wan_transformer(in_channels: int, out_channels: int = 16, seed: int = 0, cls: str = "WanTransformer3DModel",
+                     **extra):
+    """A two-layer transformer of Wan's shapes; `cls` names its class (SkyReels-V2 and VACE share the shapes)."""
+    import diffusers
+
+    torch.manual_seed(seed)
+    return getattr(diffusers, cls)(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12,
+                                   in_channels=in_channels, out_channels=out_channels, text_dim=32, freq_dim=256,
+                                   ffn_dim=32, num_layers=2, cross_attn_norm=True, qk_norm="rms_norm_across_heads",
+                                   rope_max_seq_len=32, **extra)
+
+
+def _wan(kind: str):
+    from diffusers import FlowMatchEulerDiscreteScheduler, WanImageToVideoPipeline, WanPipeline
+
+    vae = _wan_vae()
     image = kind != "wan"
     extra = {}
     if image:  # image tokens: 16 patches + CLS per image; first-last-frame models embed two images
         extra = {"image_dim": 32, "pos_embed_seq_len": 2 * 17 if kind == "wan-flf2v" else None}
-    torch.manual_seed(0)
-    transformer = WanTransformer3DModel(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12,
-                                        in_channels=36 if image else 16, out_channels=16, text_dim=32, freq_dim=256,
-                                        ffn_dim=32, num_layers=2, cross_attn_norm=True,
-                                        qk_norm="rms_norm_across_heads", rope_max_seq_len=32, **extra)
+    transformer = _wan_transformer(36 if image else 16, **extra)
     common = dict(tokenizer=t5_tokenizer(), text_encoder=t5_text(umt5=True), vae=vae, transformer=transformer,
-                  scheduler=scheduler)
+                  scheduler=FlowMatchEulerDiscreteScheduler(shift=7.0))
     if not image:
         return WanPipeline(**common)
     encoder, processor = clip_vision(image_size=32, patch_size=8, with_projection=False)
     return WanImageToVideoPipeline(**common, image_encoder=encoder, image_processor=processor)
 
 
-def _wan_transformer(in_channels: int, out_channels: int = 16, seed: int = 0):
-    from diffusers import WanTransformer3DModel
-
-    torch.manual_seed(seed)
-    return WanTransformer3DModel(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12,
-                                 in_channels=in_channels, out_channels=out_channels, text_dim=32, freq_dim=256,
-                                 ffn_dim=32, num_layers=2, cross_attn_norm=True, qk_norm="rms_norm_across_heads",
-                                 rope_max_seq_len=32)
-
-
 def _wan22_experts(image: bool, second_seed: int = 1):
     """Wan 2.2 A14B's shapes: two experts (`transformer` for high noise, `transformer_2` for low) switched at
     `boundary_ratio`, the Wan 2.1 VAE; I2V without an image encoder. `second_seed` varies only the second expert."""
-    from diffusers import (
-        AutoencoderKLWan,
-        FlowMatchEulerDiscreteScheduler,
-        WanImageToVideoPipeline,
-        WanPipeline,
-    )
+    from diffusers import FlowMatchEulerDiscreteScheduler, WanImageToVideoPipeline, WanPipeline
 
-    torch.manual_seed(0)
-    vae = AutoencoderKLWan(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
-                           temperal_downsample=[False, True, True])
+    vae = _wan_vae()
     channels = 36 if image else 16
     common = dict(tokenizer=t5_tokenizer(), text_encoder=t5_text(umt5=True), vae=vae,
                   transformer=_wan_transformer(channels), transformer_2=_wan_transformer(channels, seed=second_seed),
@@ -240,17 +231,11 @@ def _skyreels(kind: str):
     a flow-matching UniPC scheduler, as published. `kind`: df (the diffusion-forcing text-to-video pipeline, from
     which the image- and video-to-video ones derive), t2v or i2v (with a CLIP image encoder)."""
     import diffusers
-    from diffusers import AutoencoderKLWan, SkyReelsV2Transformer3DModel, UniPCMultistepScheduler
+    from diffusers import UniPCMultistepScheduler
 
-    torch.manual_seed(0)
-    vae = AutoencoderKLWan(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
-                           temperal_downsample=[False, True, True])
-    torch.manual_seed(0)
+    vae = _wan_vae()
     image = {"image_dim": 32} if kind == "i2v" else {}
-    transformer = SkyReelsV2Transformer3DModel(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12,
-                                               in_channels=36 if image else 16, out_channels=16, text_dim=32,
-                                               freq_dim=256, ffn_dim=32, num_layers=2, cross_attn_norm=True,
-                                               qk_norm="rms_norm_across_heads", rope_max_seq_len=32, **image)
+    transformer = _wan_transformer(36 if image else 16, cls="SkyReelsV2Transformer3DModel", **image)
     common = dict(tokenizer=t5_tokenizer(), text_encoder=t5_text(umt5=True), vae=vae, transformer=transformer,
                   scheduler=UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True,
                                                     flow_shift=8.0))
@@ -263,21 +248,10 @@ def _skyreels(kind: str):
 def _wan_vace():
     """Wan VACE: the Wan 2.1 shapes, with a control branch at layer 0 that reads the video, the mask and the
     reference images (32 latent channels of the conditioning video and 8x8 of the mask: 96)."""
-    from diffusers import (
-        AutoencoderKLWan,
-        FlowMatchEulerDiscreteScheduler,
-        WanVACEPipeline,
-        WanVACETransformer3DModel,
-    )
+    from diffusers import FlowMatchEulerDiscreteScheduler, WanVACEPipeline
 
-    torch.manual_seed(0)
-    vae = AutoencoderKLWan(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
-                           temperal_downsample=[False, True, True])
-    torch.manual_seed(0)
-    transformer = WanVACETransformer3DModel(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12,
-                                            in_channels=16, out_channels=16, text_dim=32, freq_dim=256, ffn_dim=32,
-                                            num_layers=2, cross_attn_norm=True, qk_norm="rms_norm_across_heads",
-                                            rope_max_seq_len=32, vace_layers=[0], vace_in_channels=96)
+    vae = _wan_vae()
+    transformer = _wan_transformer(16, cls="WanVACETransformer3DModel", vace_layers=[0], vace_in_channels=96)
     return WanVACEPipeline(tokenizer=t5_tokenizer(), text_encoder=t5_text(umt5=True), vae=vae, transformer=transformer,
                            scheduler=FlowMatchEulerDiscreteScheduler(shift=7.0))
 

@@ -41,6 +41,17 @@ def _hold(settings: Mapping[str, Any]) -> Any:
     return hold(settings, lambda path, dtype: _load(path, dtype, settings.get("motion_adapter")))
 
 
+def _sibling(name: str) -> Any:
+    """The diffusers pipeline class `name` built from the loaded pipeline's modules (`from_pipe`: no second copy),
+    kept with it and released with it."""
+    def make(pipe):
+        import diffusers
+
+        return getattr(diffusers, name).from_pipe(pipe)
+
+    return derived(name, make)
+
+
 def call_arguments(p: ChunkParams, settings: Mapping[str, Any], seed: int, latents) -> dict[str, Any]:
     """What every family's pipeline call takes: size, frames, steps, a seeded CPU generator, the noise."""
     kwargs = {"height": p.height, "width": p.width, "num_frames": p.frames,
@@ -239,6 +250,12 @@ class ChunkStage:
         for a pipeline that takes them."""
         raise NotImplementedError
 
+    def frames_second_noise(self, pipe: Any, p: ChunkParams, seed: int, channels: int):
+        """Initial noise laid out ``[B, C, F, h, w]`` from the pipeline's VAE scales (Wan, SkyReels, HunyuanVideo)."""
+        frames = (p.frames - 1) // pipe.vae_scale_factor_temporal + 1
+        scale = pipe.vae_scale_factor_spatial
+        return self.noise((1, channels, frames, p.height // scale, p.width // scale), 2, p, seed)
+
     @staticmethod
     def noise(shape: tuple[int, ...], axis: int, p: ChunkParams, seed: int):
         """Initial noise with its latent frames along `axis`; under shared-noise, frame k of the shot's latent
@@ -327,29 +344,21 @@ class WanChunk(ChunkStage):
     frame_axis = 2
 
     def latents(self, pipe, p, seed, references=0):
-        frames = (p.frames - 1) // pipe.vae_scale_factor_temporal + 1
-        scale = pipe.vae_scale_factor_spatial
-        shape = (1, pipe.vae.config.z_dim, frames, p.height // scale, p.width // scale)
-        noise = self.noise(shape, 2, p, seed)
+        noise = self.frames_second_noise(pipe, p, seed, pipe.vae.config.z_dim)
         if not references:
             return noise
         import torch
 
         # VACE gives each reference image a latent frame of its own, before the video's: its noise comes apart, so
         # the video's frames keep theirs (under shared-noise, the shot's)
+        shape = tuple(noise.shape)
         extra = cpu_noise((*shape[:2], references, *shape[3:]), derive_seed(seed, "references", 0))
         return torch.cat([extra, noise], dim=2)
 
     def pipeline_for(self, base, images):
         if not images or type(base).__name__ != "WanPipeline" or not base.config.get("expand_timesteps"):
             return base
-
-        def image_to_video(pipe):  # Wan 2.2 TI2V loads for text; the same modules take an image this way
-            from diffusers import WanImageToVideoPipeline
-
-            return WanImageToVideoPipeline.from_pipe(pipe)
-
-        return derived("wan-image-to-video", image_to_video)
+        return _sibling("WanImageToVideoPipeline")  # Wan 2.2 TI2V loads for text; its modules take an image so
 
     def arguments(self, pipe, p, settings, images, strengths, references=()):
         kwargs = _text(p, settings) | _experts(pipe, settings)
@@ -403,15 +412,8 @@ class SkyReelsChunk(ChunkStage):
     def pipeline_for(self, base, images):
         if "DiffusionForcing" not in type(base).__name__ or 0 not in images:
             return base
-        clip = images[0].ndim == 4
-
-        def derive(pipe):
-            import diffusers
-
-            name = "VideoToVideo" if clip else "ImageToVideo"
-            return getattr(diffusers, f"SkyReelsV2DiffusionForcing{name}Pipeline").from_pipe(pipe)
-
-        return derived("skyreels-continue" if clip else "skyreels-image", derive)
+        return _sibling(f"SkyReelsV2DiffusionForcing{'VideoToVideo' if images[0].ndim == 4 else 'ImageToVideo'}"
+                        f"Pipeline")
 
     def latents(self, pipe, p, seed, references=0):
         if "DiffusionForcing" in type(pipe).__name__:
@@ -421,9 +423,7 @@ class SkyReelsChunk(ChunkStage):
             # frames it continues from torch's global one: seeded here, just before the call
             torch.manual_seed(seed)
             return None
-        frames = (p.frames - 1) // pipe.vae_scale_factor_temporal + 1
-        scale = pipe.vae_scale_factor_spatial
-        return self.noise((1, pipe.vae.config.z_dim, frames, p.height // scale, p.width // scale), 2, p, seed)
+        return self.frames_second_noise(pipe, p, seed, pipe.vae.config.z_dim)
 
     def arguments(self, pipe, p, settings, images, strengths, references=()):
         kwargs = _text(p, settings)
@@ -453,9 +453,7 @@ class HunyuanVideo15Chunk(ChunkStage):
     frame_axis = 2
 
     def latents(self, pipe, p, seed, references=0):
-        frames = (p.frames - 1) // pipe.vae_scale_factor_temporal + 1
-        scale = pipe.vae_scale_factor_spatial
-        return self.noise((1, pipe.num_channels_latents, frames, p.height // scale, p.width // scale), 2, p, seed)
+        return self.frames_second_noise(pipe, p, seed, pipe.num_channels_latents)
 
     def arguments(self, pipe, p, settings, images, strengths, references=()):
         if pipe.guider.guidance_scale != settings["guidance"]:
@@ -464,10 +462,7 @@ class HunyuanVideo15Chunk(ChunkStage):
         if images:
             # I2V picks a size bucket near its trained area from the image's shape; the chunk is the storyboard's
             # size, which the validator made legal, so the image's own size is the one used
-            processor = pipe.video_processor
-            if not getattr(processor, "_longvid_own_size", False):
-                processor.calculate_default_height_width = lambda height, width, target_size: (height, width)
-                processor._longvid_own_size = True
+            pipe.video_processor.calculate_default_height_width = lambda height, width, target_size: (height, width)
             kwargs["image"] = to_pil(images[0])
         return kwargs
 
@@ -480,13 +475,7 @@ class LTXChunk(ChunkStage):
     def pipeline_for(self, base, images):
         if not images or type(base).__name__ == "LTXConditionPipeline":
             return base
-
-        def condition(pipe):
-            from diffusers import LTXConditionPipeline
-
-            return LTXConditionPipeline.from_pipe(pipe)
-
-        return derived("ltx-condition", condition)  # shares the modules; released with the loaded pipeline
+        return _sibling("LTXConditionPipeline")
 
     def latents(self, pipe, p, seed, references=0):
         if type(pipe).__name__ == "LTXConditionPipeline":
@@ -522,13 +511,7 @@ class LTX2Chunk(ChunkStage):
     def pipeline_for(self, base, images):
         if not images or type(base).__name__ == "LTX2ConditionPipeline":
             return base
-
-        def condition(pipe):
-            from diffusers import LTX2ConditionPipeline
-
-            return LTX2ConditionPipeline.from_pipe(pipe)
-
-        return derived("ltx2-condition", condition)
+        return _sibling("LTX2ConditionPipeline")
 
     def latents(self, pipe, p, seed, references=0):
         return None  # the picture's and the sound's noise both come from the seeded CPU generator

@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import write
+
+
+def calls_to(monkeypatch, cls) -> list[dict]:
+    """The keyword arguments of every call to pipeline class `cls` for the rest of the test, in order."""
+    calls: list[dict] = []
+    original = cls.__call__
+
+    @functools.wraps(original)  # the stage reads the call's signature to pass only what a pipeline takes
+    def recording(self, *args, **kwargs):
+        calls.append(kwargs)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(cls, "__call__", recording)
+    return calls
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,6 @@ channels, Qwen2.5-VL and ByT5 text encoders, SigLIP for I2V) loaded with `from_p
 
 from __future__ import annotations
 
-import functools
 import json
 
 import numpy as np
@@ -14,7 +13,7 @@ pytest.importorskip("diffusers", reason="needs the [diffusers] extra")
 
 import longvid  # noqa: E402
 from tests.conftest import decode, probe, run_cli  # noqa: E402
-from tests.stages.conftest import storyboard  # noqa: E402
+from tests.stages.conftest import calls_to, storyboard  # noqa: E402
 
 
 @pytest.mark.slow  # three renders; the stage is pinned quickly in test_pinned_outputs.py
@@ -38,15 +37,7 @@ def test_t2v_renders_exactly_and_a_seed_is_a_seed(tiny, tmp_path):
 def test_i2v_starts_on_the_keyframe_at_the_storyboards_size(tiny, tmp_path, monkeypatch, private_cache):
     from diffusers import HunyuanVideo15ImageToVideoPipeline
 
-    seen = []
-    original = HunyuanVideo15ImageToVideoPipeline.__call__
-
-    @functools.wraps(original)  # the stage passes only what the pipeline's signature takes
-    def spy(self, *args, **kwargs):
-        seen.append(kwargs)
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(HunyuanVideo15ImageToVideoPipeline, "__call__", spy)
+    seen = calls_to(monkeypatch, HunyuanVideo15ImageToVideoPipeline)
     videos = []
     for colour in [(220, 40, 40), (30, 60, 220)]:
         Image.fromarray(np.full((64, 96, 3), colour, np.uint8)).save(tmp_path / "start.png")

@@ -4,7 +4,6 @@ kept with its frames, crossfaded over the overlaps with the picture's ramps, and
 
 from __future__ import annotations
 
-import functools
 import json
 import subprocess
 
@@ -18,7 +17,7 @@ import longvid  # noqa: E402
 from longvid.cache import ArtifactStore  # noqa: E402
 from longvid.timing import ramp  # noqa: E402
 from tests.conftest import decode, probe, run_cli, write  # noqa: E402
-from tests.stages.conftest import storyboard  # noqa: E402
+from tests.stages.conftest import calls_to, storyboard  # noqa: E402
 
 
 def ltx2_board(tmp_path, tiny, **extra):
@@ -78,15 +77,7 @@ def _read_flac(path) -> np.ndarray:
 def test_keyframes_are_conditions_at_their_latent_index(tiny, tmp_path, monkeypatch, private_cache):
     from diffusers import LTX2ConditionPipeline
 
-    seen = []
-    original = LTX2ConditionPipeline.__call__
-
-    @functools.wraps(original)
-    def spy(self, *args, **kwargs):
-        seen.append(kwargs)
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(LTX2ConditionPipeline, "__call__", spy)
+    seen = calls_to(monkeypatch, LTX2ConditionPipeline)
     board = storyboard(tmp_path, {"family": "ltx2", "model": str(tiny("ltx2")), "chunk_frames": 17}, fps=24,
                        durations=(0.75,), keyframes=str(tiny("sd")), shot_keyframes={0: [{"at": 0.375}]})
     manifest = longvid.render(board, tmp_path / "out.mp4")

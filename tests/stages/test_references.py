@@ -4,7 +4,6 @@ character is; later keyframes continue the shot's first."""
 
 from __future__ import annotations
 
-import functools
 import json
 from pathlib import Path
 
@@ -17,6 +16,7 @@ pytest.importorskip("diffusers", reason="needs the [diffusers] extra")
 import longvid  # noqa: E402
 from longvid.cache import ArtifactStore  # noqa: E402
 from tests.conftest import write  # noqa: E402
+from tests.stages.conftest import calls_to  # noqa: E402
 from tests.tiny_models import build_ip_adapter, build_lora  # noqa: E402
 
 
@@ -43,17 +43,6 @@ def story(tmp_path: Path, keyframes: dict, *, lora: dict | None = None, end_keyf
     return write(tmp_path / "story.yaml", json.dumps(data))
 
 
-def spy(monkeypatch, cls, calls: list) -> None:
-    original = cls.__call__
-
-    @functools.wraps(original)  # the stage reads the call's signature to pass only what a pipeline takes
-    def recording(self, *args, **kwargs):
-        calls.append((type(self).__name__, kwargs))
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(cls, "__call__", recording)
-
-
 def keyframes_of(manifest: dict, cache: Path) -> dict[str, np.ndarray]:
     store = ArtifactStore(cache)
     return {k["task"]: store.load(k["cache_key"]) for s in manifest["shots"] for k in s["keyframes"]}
@@ -74,10 +63,9 @@ def test_an_ip_adapter_takes_the_references_and_they_change_only_their_shots(tin
                                                           "weight_name": "ip-adapter.safetensors", "scale": 1.0}}
     board = story(tmp_path, keyframes)
     picture(tmp_path / "mira.png", (200, 40, 40), (250, 220, 30))
-    calls: list = []
-    spy(monkeypatch, StableDiffusionPipeline, calls)
+    calls = calls_to(monkeypatch, StableDiffusionPipeline)
     first = longvid.render(board, tmp_path / "a.mp4")
-    by_prompt = {kwargs["prompt"]: kwargs for _, kwargs in calls}
+    by_prompt = {kwargs["prompt"]: kwargs for kwargs in calls}
     with_mira = next(k for p, k in by_prompt.items() if p.startswith("a young fisherwoman"))
     (images,) = with_mira["ip_adapter_image"]  # one adapter, its images
     assert len(images) == 1 and np.array_equal(np.asarray(images[0]), fitted(tmp_path / "mira.png"))
@@ -101,13 +89,12 @@ def test_an_edit_model_takes_the_references_with_the_prompt(tiny, tmp_path, monk
 
     board = story(tmp_path, {"model": str(tiny("flux-kontext"))})
     picture(tmp_path / "mira.png", (200, 40, 40), (250, 220, 30))
-    calls: list = []
-    spy(monkeypatch, FluxKontextPipeline, calls)
+    calls = calls_to(monkeypatch, FluxKontextPipeline)
     first = longvid.render(board, tmp_path / "a.mp4")
-    with_mira = next(k for _, k in calls if k["prompt"].startswith("a young fisherwoman"))
+    with_mira = next(k for k in calls if k["prompt"].startswith("a young fisherwoman"))
     image = np.asarray(with_mira["image"])
     assert image.shape == (64, 64, 3) and np.abs(image.astype(int) - fitted(tmp_path / "mira.png")).mean() < 3
-    assert "image" not in next(k for _, k in calls if k["prompt"] == "the sea at dawn")
+    assert "image" not in next(k for k in calls if k["prompt"] == "the sea at dawn")
 
     before = keyframes_of(first, private_cache)
     picture(tmp_path / "mira.png", (30, 60, 200), (10, 250, 120))
@@ -124,24 +111,22 @@ def test_a_characters_lora_is_active_only_in_its_shots(tiny, tmp_path, monkeypat
     plain = keyframes_of(longvid.render(story(tmp_path, {"model": str(tiny("sd"))}), tmp_path / "a.mp4"),
                          private_cache)
     lora = {"path": str(build_lora(tmp_path)), "weight": 1.0, "trigger": "m1ra"}
-    calls: list = []
-    spy(monkeypatch, StableDiffusionPipeline, calls)
+    calls = calls_to(monkeypatch, StableDiffusionPipeline)
     with_lora = keyframes_of(longvid.render(story(tmp_path, {"model": str(tiny("sd"))}, lora=lora),
                                             tmp_path / "b.mp4"), private_cache)
     assert np.abs(with_lora["keyframe:pier:0"].astype(int) - plain["keyframe:pier:0"]).mean() > 1
     assert np.array_equal(with_lora["keyframe:sea:0"], plain["keyframe:sea:0"]), "no Mira, no LoRA"
-    assert [k["prompt"].split(",")[0] for _, k in calls if "fisherwoman" in k["prompt"]] == ["m1ra"]
+    assert [k["prompt"].split(",")[0] for k in calls if "fisherwoman" in k["prompt"]] == ["m1ra"]
 
 
 def test_a_later_keyframe_continues_the_shots_first(tiny, tmp_path, monkeypatch, private_cache):
     from diffusers import StableDiffusionImg2ImgPipeline
 
     picture(tmp_path / "mira.png", (200, 40, 40), (250, 220, 30))
-    calls: list = []
-    spy(monkeypatch, StableDiffusionImg2ImgPipeline, calls)
+    calls = calls_to(monkeypatch, StableDiffusionImg2ImgPipeline)
     manifest = longvid.render(story(tmp_path, {"model": str(tiny("sd"))}, end_keyframe=True), tmp_path / "a.mp4")
     frames = keyframes_of(manifest, private_cache)
-    ((_, kwargs),) = calls  # the end keyframe only: redrawn from the shot's first, with its own prompt
+    (kwargs,) = calls  # the end keyframe only: redrawn from the shot's first, with its own prompt
     assert np.array_equal(np.asarray(kwargs["image"]), frames["keyframe:pier:0"])
     assert kwargs["prompt"].startswith("a young fisherwoman in a red knitted hat waves") and kwargs["strength"] < 1
 
@@ -153,14 +138,13 @@ def test_wan_vace_takes_the_references_in_the_chunk_and_the_keyframes_at_their_f
     video = {"family": "wan", "model": str(tiny("wan-vace")), "chunk_frames": 17}
     board = story(tmp_path, {"model": str(tiny("sd"))}, end_keyframe=True, video=video)
     picture(tmp_path / "mira.png", (200, 40, 40), (250, 220, 30))
-    calls: list = []
-    spy(monkeypatch, WanVACEPipeline, calls)
+    calls = calls_to(monkeypatch, WanVACEPipeline)
     first = longvid.render(board, tmp_path / "a.mp4")
     store = ArtifactStore(private_cache)
     pier, sea = first["shots"]
     (chunk,) = pier["chunks"]
     assert (chunk["frames"], chunk["used"]) == (9, 8)  # 0.5 s at 16 fps
-    with_mira = next(k for _, k in calls if k["prompt"].startswith("a young fisherwoman"))
+    with_mira = next(k for k in calls if k["prompt"].startswith("a young fisherwoman"))
     (reference,) = with_mira["reference_images"]
     assert np.array_equal(np.asarray(reference), fitted(tmp_path / "mira.png"))
     # both keyframes kept at their own frames (black in the mask), the frame after the end one left to the model
@@ -169,7 +153,7 @@ def test_wan_vace_takes_the_references_in_the_chunk_and_the_keyframes_at_their_f
     assert masks[0] == masks[7] == 0 and all(m == 255 for i, m in enumerate(masks) if i not in (0, 7))
     assert np.array_equal(np.asarray(with_mira["video"][0]), keys[0])
     assert np.array_equal(np.asarray(with_mira["video"][7]), keys[1])
-    assert "reference_images" not in next(k for _, k in calls if k["prompt"] == "the sea at dawn")
+    assert "reference_images" not in next(k for k in calls if k["prompt"] == "the sea at dawn")
 
     # another look for Mira: her shot's chunk is generated again with it (a random one-layer control branch moves
     # the pixels by about 1e-5, so what is checked is that the new image reaches the call); the sea's is cached
@@ -178,5 +162,5 @@ def test_wan_vace_takes_the_references_in_the_chunk_and_the_keyframes_at_their_f
     second = longvid.render(board, tmp_path / "b.mp4")
     chunks = {c["task"]: c for s in second["shots"] for c in s["chunks"]}
     assert chunks["chunk:sea:0"]["cached"] and not chunks["chunk:pier:0"]["cached"]
-    ((_, again),) = calls
+    (again,) = calls
     assert np.array_equal(np.asarray(again["reference_images"][0]), fitted(tmp_path / "mira.png"))

@@ -18,7 +18,7 @@ import longvid  # noqa: E402
 from longvid.cache import ArtifactStore  # noqa: E402
 from tests.conftest import ROOT, decode, faults, probe, run_cli, write  # noqa: E402
 from tests.engine.test_execution import read_events  # noqa: E402
-from tests.stages.conftest import storyboard  # noqa: E402
+from tests.stages.conftest import calls_to, storyboard  # noqa: E402
 
 FORCING = {"strategy": "diffusion-forcing", "overlap": 5, "addnoise_condition": 20}
 
@@ -27,16 +27,6 @@ def forcing_board(tmp_path: Path, model: str, *, seed: int = 7, durations=(1.5,)
     board = storyboard(tmp_path, {"family": "skyreels", "model": model, "chunk_frames": 13}, fps=24,
                        durations=durations, seed=seed)
     return write(board, json.dumps(json.loads(board.read_text()) | {"continuity": FORCING}))
-
-
-def spy_on(monkeypatch, cls, calls: list) -> None:
-    original = cls.__call__
-
-    def spy(self, *args, **kwargs):
-        calls.append(kwargs)
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(cls, "__call__", spy)
 
 
 @pytest.mark.slow  # whole renders; both stages are pinned quickly in test_pinned_outputs.py
@@ -57,9 +47,8 @@ def test_each_chunk_continues_the_previous_chunks_overlap(tiny, tmp_path, monkey
     from diffusers import SkyReelsV2DiffusionForcingPipeline, SkyReelsV2DiffusionForcingVideoToVideoPipeline
 
     board = forcing_board(tmp_path, str(tiny("skyreels-df")))
-    opening, continued = [], []
-    spy_on(monkeypatch, SkyReelsV2DiffusionForcingPipeline, opening)
-    spy_on(monkeypatch, SkyReelsV2DiffusionForcingVideoToVideoPipeline, continued)
+    opening = calls_to(monkeypatch, SkyReelsV2DiffusionForcingPipeline)
+    continued = calls_to(monkeypatch, SkyReelsV2DiffusionForcingVideoToVideoPipeline)
     manifest = longvid.render(board, tmp_path / "a.mp4")
     chunks = manifest["shots"][0]["chunks"]
     assert len(chunks) == 4 and manifest["video"]["frames"] == 36  # 13 frames every 8

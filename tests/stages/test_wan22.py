@@ -15,7 +15,7 @@ pytest.importorskip("diffusers", reason="needs the [diffusers] extra")
 
 import longvid  # noqa: E402
 from tests.conftest import decode, probe, run_cli, write  # noqa: E402
-from tests.stages.conftest import storyboard  # noqa: E402
+from tests.stages.conftest import calls_to, storyboard  # noqa: E402
 
 
 def folder(path: Path) -> Path:
@@ -33,20 +33,13 @@ def test_a14b_renders_through_both_experts_and_takes_guidance_2(tiny, tmp_path, 
 
     video = {"family": "wan", "model": str(tiny("wan22-t2v")), "chunk_frames": 9, "guidance_2": 3.0}
     board = storyboard(tmp_path, video, fps=16, durations=(1.0,))
-    seen = []
-    original = WanPipeline.__call__
-
-    def spy(self, *args, **kwargs):
-        seen.append(kwargs)
-        return original(self, *args, **kwargs)
-
     out = tmp_path / "a.mp4"
     result = run_cli("render", str(board), "-o", str(out))
     assert result.returncode == 0, result.stderr[-2000:]
     info = probe(out)
     assert (info["frames"], info["width"], info["height"]) == (16, 64, 64)
 
-    monkeypatch.setattr(WanPipeline, "__call__", spy)
+    seen = calls_to(monkeypatch, WanPipeline)
     first = frames_of(board, tmp_path / "b.mp4", tmp_path / "c1")
     monkeypatch.undo()
     assert seen and all(k["guidance_scale_2"] == 3.0 for k in seen)
@@ -101,14 +94,7 @@ def test_ti2v_renders_from_text_and_from_an_image_at_24_fps(tiny, tmp_path, monk
     manifest = longvid.render(text, tmp_path / "t.mp4", cache_dir=tmp_path / "c0")
     assert manifest["shots"][0]["factor"] == 1 and manifest["video"]["frames"] == 18  # generated at 24 fps
 
-    seen = []
-    original = WanImageToVideoPipeline.__call__
-
-    def spy(self, *args, **kwargs):
-        seen.append(np.asarray(kwargs["image"]))
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(WanImageToVideoPipeline, "__call__", spy)
+    seen = calls_to(monkeypatch, WanImageToVideoPipeline)
     videos = []
     starts = []
     for colour in [(220, 40, 40), (30, 60, 220)]:
@@ -117,7 +103,7 @@ def test_ti2v_renders_from_text_and_from_an_image_at_24_fps(tiny, tmp_path, monk
         board = storyboard(tmp_path, {"family": "wan", "model": model, "chunk_frames": 9}, fps=24,
                            durations=(0.75,), shot_keyframes={0: [{"at": 0, "image": "start.png"}]})
         videos.append(frames_of(board, tmp_path / f"{colour[0]}.mp4", tmp_path / f"c{colour[0]}"))
-        starts.append(seen[0][0, 0].tolist())  # the first chunk's; the later ones continue from the chunk before
+        starts.append(np.asarray(seen[0]["image"])[0, 0].tolist())  # the first chunk's; the later ones continue from the chunk before
     assert starts == [[220, 40, 40], [30, 60, 220]]  # the start image reaches the call
     assert np.abs(videos[0].astype(int) - videos[1]).mean() > 1, "two start images, two videos"
 
