@@ -6,7 +6,9 @@ keys of that shot's tasks and of what depends on them, and nothing else.
 
 Layout under the cache root::
 
-    objects/ab/abcd.../artifact.png | .mkv | .mp4    the output (keyframe image, frames, or an H.264 segment)
+    objects/ab/abcd.../artifact.png | .mkv | .npy | .mp4
+                                                     the output (keyframe image, frames, a model's latents, or an
+                                                     H.264 segment)
     objects/ab/abcd.../record.json                   what made it, with the artifact's size and sha256; written
                                                      last, so its presence means "done"
     tasks/<sha256(project, task id)>.json            the last record published for that task, to explain
@@ -30,7 +32,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +43,16 @@ from longvid.errors import DamagedArtifactError
 RECORD = "record.json"
 PARTIAL = ".partial"
 # Stored bytes per output pixel, to estimate the space a render needs (measured: docs/benchmarks.md).
-BYTES_PER_PIXEL = {"image": 1.0, "frames": 1.0, "segment": 0.05, "audio": 0.0, "file": 0.0}
+BYTES_PER_PIXEL = {"image": 1.0, "frames": 1.0, "latents": 0.1, "segment": 0.05, "audio": 0.0, "file": 0.0}
+
+
+@dataclass(frozen=True)
+class Latents:
+    """A video model's final latents, as its pipeline returns them with ``output_type="latent"`` (float16 or
+    float32), and the facts their decode needs (kept in the record, read back with `ArtifactStore.latents`)."""
+
+    array: np.ndarray
+    meta: Mapping[str, Any] = field(default_factory=dict)
 
 
 def canonical_json(value: Any) -> str:
@@ -189,10 +200,10 @@ class ArtifactStore:
 
     # ------------------------------------------------------------------------------------------ writing
 
-    def put(self, key: str, value: np.ndarray | Iterable[np.ndarray] | Path, record: Mapping[str, Any],
+    def put(self, key: str, value: np.ndarray | Iterable[np.ndarray] | Latents | Path, record: Mapping[str, Any],
             audio: tuple[np.ndarray, int] | None = None) -> dict:
-        """Store an image (H x W x 3), frames (F x H x W x 3, or an iterable of frames) or a finished file (a
-        `Path`, moved in: from `scratch`), then its record with the artifact's size and sha256.
+        """Store an image (H x W x 3), frames (F x H x W x 3, or an iterable of frames), `Latents` (as .npy) or a
+        finished file (a `Path`, moved in: from `scratch`), then its record with the artifact's size and sha256.
 
         Args:
             audio: frames' sound, (channels x samples float32 in [-1, 1], sample rate): a FLAC stream of 16 bits
@@ -204,6 +215,16 @@ class ArtifactStore:
             name = f"artifact{value.suffix.replace(PARTIAL, '') or '.bin'}"
             publish(value, folder / name)
             extra: dict[str, Any] = {}
+        elif isinstance(value, Latents):
+            name = "artifact.npy"
+            tmp = temp_beside(folder / name, ".npy")
+            try:
+                np.save(tmp, value.array, allow_pickle=False)
+                publish(tmp, folder / name)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
+            extra = {"shape": list(value.array.shape), "dtype": str(value.array.dtype), "meta": dict(value.meta)}
         elif isinstance(value, np.ndarray) and value.ndim == 3:
             name = "artifact.png"
             tmp = temp_beside(folder / name, ".png")
@@ -300,11 +321,17 @@ class ArtifactStore:
         samples = np.frombuffer(raw, np.int16).reshape(-1, info["channels"]).T.astype(np.float32) / 32768
         return samples[:, :info["samples"]], info["rate"]
 
+    def latents(self, key: str) -> Latents:
+        path = self.path(key)
+        return Latents(np.load(path, allow_pickle=False), self.record(key).get("meta", {}))
+
     def load(self, key: str) -> np.ndarray:
-        """An image, or all frames as one array."""
+        """An image, all frames as one array, or latents."""
         record = self.record(key)
         if record is None:
             raise DamagedArtifactError(key, "missing")
+        if record["artifact"].endswith(".npy"):
+            return self.latents(key).array
         return self.image(key) if record["artifact"].endswith(".png") else np.stack(list(self.frames(key)))
 
     # ------------------------------------------------------------------------------------------ status and cleaning

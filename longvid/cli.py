@@ -224,6 +224,15 @@ class ExecutorKind(str, Enum):
 
 CacheOption = Annotated[Path | None, typer.Option("--cache", help="Cache folder (default: $LONGVID_CACHE or "
                                                                       "~/.cache/longvid).", show_default=False)]
+MemoryOption = Annotated[str | None, typer.Option("--device-memory", help="Memory of each device, e.g. 24GiB: "
+                                                  "offload: auto plans every task to fit it (default: the CUDA "
+                                                  "devices' own).", show_default=False)]
+
+
+def _bytes(memory: str | None) -> int | None:
+    from longvid.memory import device_memory
+
+    return device_memory(memory) if memory else None
 
 
 @app.command()
@@ -240,7 +249,7 @@ def render(
     crf: Annotated[int, typer.Option(min=0, max=51, help="x264 quality: 0 lossless, 18 visually lossless.")] = 18,
     preset: Annotated[Preset, typer.Option(help="x264 speed preset.")] = Preset.medium,
     qa_retry: Annotated[int, typer.Option("--qa-retry", min=0, help="Rounds of regenerating, with a new seed, "
-                                          "chunks whose seam scores above --qa-threshold.")] = 0,
+                                          "chunks whose seam scores above --qa-threshold; each keeps its best attempt.")] = 0,
     qa_threshold: Annotated[float, typer.Option("--qa-threshold", min=1.0, help="Seam score counted as visible "
                                                 "(1.0: invisible).")] = 2.0,
     cpu_workers: Annotated[int | None, typer.Option("--cpu-workers", min=1, help="Threads here that encode "
@@ -248,6 +257,9 @@ def render(
     log_json: Annotated[Path | None, typer.Option("--log-json", help="Write one JSON event per line here.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display (notes and warnings still "
                                         "print, once).")] = False,
+    draft: Annotated[bool, typer.Option("--draft", help="With models.refine: stop after the draft pass, at its "
+                                        "size (the full render reuses it).")] = False,
+    device_memory: MemoryOption = None,
 ) -> None:
     """Render STORYBOARD to an MP4, with OUT.manifest.json beside it. Finished work is cached and never redone."""
     from longvid.execution.events import JsonLinesLog, fan_out
@@ -271,8 +283,8 @@ def render(
     try:
         manifest = do_render(spec, output, cache_dir=cache, devices=device_list, executor=executor.value,
                              ray_address=ray_address, max_attempts=retries + 1, crf=crf, preset=preset.value,
-                             qa_retry=qa_retry, qa_threshold=qa_threshold, cpu_workers=cpu_workers,
-                             report=fan_out(*reporters))
+                             qa_retry=qa_retry, qa_threshold=qa_threshold, cpu_workers=cpu_workers, draft=draft,
+                             device_memory=_bytes(device_memory), report=fan_out(*reporters))
     finally:
         if progress:
             progress.stop()
@@ -299,11 +311,14 @@ def status(
     cache: CacheOption = None,
     crf: Annotated[int, typer.Option(min=0, max=51, help="The --crf of the render to compare with.")] = 18,
     preset: Annotated[Preset, typer.Option(help="The --preset of the render to compare with.")] = Preset.medium,
+    draft: Annotated[bool, typer.Option("--draft", help="Compare with a --draft render.")] = False,
+    device_memory: MemoryOption = None,
 ) -> None:
     """List every task as fresh, stale or missing in the cache, with the reason it would run again."""
     from longvid.rendering import status as task_status
 
-    rows = task_status(storyboard, cache_dir=cache, crf=crf, preset=preset.value)
+    rows = task_status(storyboard, cache_dir=cache, crf=crf, preset=preset.value, draft=draft,
+                       device_memory=_bytes(device_memory))
     width = max(len(r.task) for r in rows)
     for row in rows:
         say(f"{row.task:<{width}}  {row.state:<7}  {'; '.join(row.reasons)}".rstrip())
@@ -518,19 +533,27 @@ def cache_verify(
 
 @app.command()
 @_guarded
-def validate(storyboard: StoryboardArg) -> None:
+def validate(
+    storyboard: StoryboardArg,
+    memory: Annotated[bool, typer.Option("--memory", help="Print every model task's estimated peak device memory, "
+                                         "and with a device size the settings offload: auto picks.")] = False,
+    device_memory: MemoryOption = None,
+    draft: Annotated[bool, typer.Option("--draft", help="Plan the --draft render.")] = False,
+) -> None:
     """Check STORYBOARD and report every problem as file:line:col."""
-    from longvid.planners.compile import compile_storyboard
+    from longvid.planners.compile import Output, compile_storyboard
     from longvid.stages.check import check_graph
     from longvid.storyboard import load_storyboard
 
     spec = load_storyboard(storyboard)
-    plan = compile_storyboard(spec)
+    plan = compile_storyboard(spec, output=Output(draft=draft, device_memory=_bytes(device_memory)))
     check_graph(plan.graph)
     counts = {kind: len(plan.graph.of_kind(kind))
-              for kind in ("reference", "keyframe", "chunk", "interpolate", "identity", "encode", "audio")}
+              for kind in ("reference", "keyframe", "chunk", "decode", "refine", "interpolate", "identity", "encode",
+                           "audio")}
     cast = f"{counts['reference']} references, " if counts["reference"] else ""
-    identity = f", {counts['identity']} identity checks" if counts["identity"] else ""
+    identity = "".join(f", {counts[kind]} {name}" for kind, name in (("decode", "decodes"), ("refine", "refines"),
+                                                                      ("identity", "identity checks")) if counts[kind])
     identity += ", a sound track" if counts["audio"] else ""
     say(f"ok: {storyboard}: {len(spec.shots)} shots, {spec.duration:g} s = {spec.total_frames} frames at "
         f"{spec.fps:g} fps, {spec.width}x{spec.height}; {len(plan.graph)} tasks "
@@ -538,6 +561,31 @@ def validate(storyboard: StoryboardArg) -> None:
         f"{identity}, {counts['encode']} segments)")
     for note in plan.notes:
         say(f"note: {note}")
+    if memory:
+        _memory_table(plan, device_memory)
+
+
+def _memory_table(plan, device: str | None) -> None:
+    """One line per model task: its estimated peak, what makes it up, and the settings it runs with."""
+    from longvid.cache import human_bytes
+
+    if not plan.memory:
+        say("memory: no model task to estimate (the preview needs no device memory; a model whose configs are not "
+            "on this machine is named in a note above)")
+        return
+    planned = f"planned for {device} per device" if device else \
+        "no device size given: the storyboard's settings as they are; --device-memory 24GiB plans offload: auto"
+    say(f"memory per task (estimated peak; {planned}):")
+    width = max(len(row.task) for row in plan.memory)
+    for row in plan.memory:
+        est, p = row.estimate, plan.graph[row.task].params
+        pipeline = getattr(p, "pipeline", None)
+        settings = (f"tiling {'on' if p.tiling else 'off'}" if row.kind == "decode" else
+                    f"offload {pipeline.offload}, tiling {'on' if pipeline.vae_tiling else 'off'}")
+        verdict = "" if row.choice is None else "  fits" if row.choice.fits else "  DOES NOT FIT"
+        say(f"{row.task:<{width}}  {row.kind:<8} {human_bytes(est.peak):>10}  (weights "
+            f"{human_bytes(est.weights_on_device)}, denoise {human_bytes(est.activations)}, decode "
+            f"{human_bytes(est.decode)}; at {est.phase})  {settings}{verdict}")
 
 
 class Planner(str, Enum):

@@ -77,6 +77,9 @@ class Family:
         return [name for name in order if name in able]
 
 
+# Families whose chunks store their latents, decoded by a task of their own (`stages.decode`).
+LATENT_DECODERS = ("wan", "cogvideox")
+
 # LTX-2: text, images at latent indices, and sound with the picture.
 _LTX2 = ("text", "first", "last", "any", "sound")
 # SkyReels-V2 diffusion forcing: text or a first frame, and a chunk that continues the previous one's frames.

@@ -65,7 +65,7 @@ def build_shot_graph(spec: StoryboardSpec) -> nx.MultiDiGraph:
 class RenderGraph:
     """Tasks and their dependencies; iteration is in a stable topological order."""
 
-    KINDS = ("reference", "keyframe", "chunk", "interpolate", "identity", "encode", "audio", "concat")
+    KINDS = ("reference", "keyframe", "chunk", "decode", "refine", "interpolate", "identity", "encode", "audio", "concat")
 
     def __init__(self, tasks: list[Task]):
         """Raises:
@@ -88,6 +88,7 @@ class RenderGraph:
         if problems:
             raise PlanError(problems)
         self._order = list(nx.lexicographical_topological_sort(self.graph, key=self._sort_key))
+        self.lowered: dict[str, str] = {}  # task retried with its low-memory parameters -> the key it had
 
     def _sort_key(self, node: str) -> tuple:
         task = self[node]
@@ -108,6 +109,17 @@ class RenderGraph:
 
     def of_kind(self, kind: str) -> list[Task]:
         return [task for task in self if task.kind == kind]
+
+    def replace(self, task: Task) -> None:
+        """Put `task` in place of the task with its id (same dependencies): the low-memory retry's parameters."""
+        if self[task.id].deps != task.deps:
+            raise ValueError(f"{task.id}: a replacement keeps its dependencies")
+        self.graph.nodes[task.id]["task"] = task
+
+    def descendants(self, task_id: str) -> list[str]:
+        """The tasks that read `task_id`'s output, directly or not, in topological order."""
+        below = nx.descendants(self.graph, task_id)
+        return [node for node in self._order if node in below]
 
     def consumers(self, task_id: str) -> list[str]:
         """The tasks that read `task_id`'s output."""

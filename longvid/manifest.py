@@ -44,6 +44,16 @@ def build_manifest(plan: RenderPlan, keys: dict[str, str], store: ArtifactStore,
                 "seconds": record.get("seconds"), "worker": record.get("worker"),
                 "attempts": len(execution.failures.get(task_id, [])) + 1}
 
+    def made_of(chunk: str, frames: str) -> dict:
+        """The tasks between a chunk and its frames: its refine pass (`models.refine`), its decode (latents)."""
+        out = {}
+        if graph[frames].kind == "refine":
+            out["refine"] = {"task": frames, "strength": graph[frames].params.strength} | run_info(frames)
+            frames = graph[frames].params.source
+        if frames != chunk:
+            out["decode"] = {"task": frames, "tiling": graph[frames].params.tiling} | run_info(frames)
+        return out
+
     shots = []
     for sp in plan.shots:
         t = sp.timing
@@ -71,7 +81,7 @@ def build_manifest(plan: RenderPlan, keys: dict[str, str], store: ArtifactStore,
                  "anchors": [a.model_dump(mode="json", exclude_defaults=True)
                              for a in getattr(graph[c].params, "anchors", [])] or None,
                  "windows": [list(w) for w in getattr(graph[c].params, "windows", [])] or None} | run_info(c)
-                for c, w in zip(sp.chunk_tasks, sp.windows, strict=True)
+                | made_of(c, d) for c, d, w in zip(sp.chunk_tasks, sp.frame_tasks, sp.windows, strict=True)
             ],
             "interpolation": run_info(sp.interpolate_task) | {"task": sp.interpolate_task}
             if sp.interpolate_task else None,
@@ -80,8 +90,8 @@ def build_manifest(plan: RenderPlan, keys: dict[str, str], store: ArtifactStore,
         "longvid_version": __version__,
         "storyboard_hash": spec.content_hash(),
         "title": spec.title,
-        "video": {"path": output.name, "fps": spec.fps, "width": spec.width, "height": spec.height,
-                  "frames": plan.total_frames, "duration": plan.total_frames / spec.fps,
+        "video": {"path": output.name, "fps": spec.fps, "width": plan.models.out_size[0],
+                  "height": plan.models.out_size[1], "draft": plan.models.draft, "frames": plan.total_frames, "duration": plan.total_frames / spec.fps,
                   "codec": "h264", "pix_fmt": "yuv420p", "crf": crf, "preset": preset},
         "backends": {
             "keyframes": spec.models.keyframes.model_dump(),

@@ -16,7 +16,8 @@ from longvid.stitching.seams import layout, measure
 
 
 def qa_video(video: str | Path, cache_dir: str | Path | None = None) -> dict:
-    """Seam QA of a rendered video, from its frames and its manifest (the colour anchors from the cache if there).
+    """Seam QA of a rendered video, from its frames and its manifest (the keyframes, the colour anchors, from the
+    cache if they are there).
 
     Raises:
         UserError: when the video or its manifest is missing.
@@ -29,10 +30,11 @@ def qa_video(video: str | Path, cache_dir: str | Path | None = None) -> dict:
     manifest = json.loads(path.read_text())
     store = ArtifactStore(cache_dir or default_cache_dir())
     shots = layout(manifest)
-    for shot, entry in zip(shots, manifest["shots"], strict=True):
-        opening = next((k for k in entry["keyframes"] if k["frame"] == entry["handles"]["head"]), None)
-        if opening and store.damage(opening["cache_key"]) is None:
-            shot.anchor = LabStats.of(store.load(opening["cache_key"]))
+    for shot, entry in zip(shots, manifest["shots"], strict=True):  # colour drift against the keyframes, if kept
+        keyframes = entry["keyframes"]
+        if keyframes and all(store.damage(k["cache_key"]) is None for k in keyframes):
+            shot.anchors = [(entry["rendered"][0] + k["frame"], LabStats.of(store.load(k["cache_key"])))
+                            for k in keyframes]
     import imageio_ffmpeg
 
     identity = (manifest.get("qa") or {}).get("identity")

@@ -8,8 +8,10 @@ render with everything cached encodes nothing.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +23,12 @@ from longvid.cache import (
     disk_full_message,
     explain_change,
     human_bytes,
-    task_key,
     write_atomic,
 )
 from longvid.errors import DiskFullError, OutputPathError, TaskFailedError, TaskUserError, UserError
 from longvid.execution.events import Event, Reporter, ignore
-from longvid.execution.executor import Execution, execute, task_record
+from longvid.execution.executor import Execution, execute, plan_low_memory, task_record
+from longvid.execution.pools import device_memory as pool_memory
 from longvid.execution.pools import make_pool, resolve_devices
 from longvid.manifest import build_manifest, manifest_path
 from longvid.planners.compile import Output, RenderPlan, compile_storyboard
@@ -66,9 +68,13 @@ def project_id(spec: StoryboardSpec) -> str:
     return spec.source or f"title:{spec.title}"
 
 
-def prepare(spec: StoryboardSpec, output: Output, reseed: dict[str, int] | None = None
-            ) -> tuple[RenderPlan, dict[str, str]]:
+def prepare(spec: StoryboardSpec, output: Output, reseed: dict[str, int] | None = None,
+            last: Callable[[str], dict | None] | None = None) -> tuple[RenderPlan, dict[str, str]]:
     """The plan, checked as a whole before any device work, and the cache key of every task.
+
+    Args:
+        last: a task's last record in the cache's history: a task that ran out of memory last time, under the
+            key it has now, starts with its low-memory parameters.
 
     Raises:
         PlanError: every task that breaks its stage's declaration.
@@ -76,16 +82,15 @@ def prepare(spec: StoryboardSpec, output: Output, reseed: dict[str, int] | None 
     plan = compile_storyboard(spec, reseed, output)
     check_graph(plan.graph)
     keys: dict[str, str] = {}
-    for task in plan.graph:  # topological order: inputs first
-        keys[task.id] = task_key(task.stage, get_spec(task.stage).code_version, task.params.content(), task.seed,
-                                 task.model, [keys[d] for d in task.deps])
+    plan_low_memory(plan.graph, keys, last or (lambda task_id: None))
     return plan, keys
 
 
 def render(storyboard: Any, output: str | Path, *, cache_dir: str | Path | None = None, workers: int = 1,
            devices: list[str] | None = None, executor: str = "local", ray_address: str | None = None,
            max_attempts: int = 3, crf: int = 18, preset: str = "medium", qa_retry: int = 0,
-           qa_threshold: float = 2.0, cpu_workers: int | None = None, report: Reporter = ignore) -> dict:
+           qa_threshold: float = 2.0, cpu_workers: int | None = None, draft: bool = False,
+           device_memory: int | None = None, report: Reporter = ignore) -> dict:
     """Render a storyboard to an MP4 and write its manifest beside it.
 
     Args:
@@ -100,9 +105,14 @@ def render(storyboard: Any, output: str | Path, *, cache_dir: str | Path | None 
         crf: x264 quality, 0 (lossless) to 51; 18 is visually lossless.
         preset: x264 speed preset, ``ultrafast`` to ``veryslow``.
         qa_retry: rounds in which a chunk whose seam scores above `qa_threshold` is generated again with a new
-            seed (0: never); every attempt is recorded in the manifest's ``qa``.
+            seed (0: never); every attempt is recorded in the manifest's ``qa``, and the video is made of each
+            chunk's (and keyframe's) best attempt, not its last.
         qa_threshold: the seam score above which a seam counts as visible (1.0 is invisible).
         cpu_workers: threads of this process that encode segments and draw previews (default: one per core).
+        draft: with `models.refine`, stop after the draft pass and write the video at the draft's size (the full
+            render later reuses it).
+        device_memory: bytes on each device, for `offload: auto` (default: the smallest CUDA device's in
+            `devices`; none known: the storyboard's settings as they are).
         report: called with each progress `Event`; the plan's notes come first, as ``note`` events.
 
     Returns:
@@ -125,10 +135,11 @@ def render(storyboard: Any, output: str | Path, *, cache_dir: str | Path | None 
     device_list = resolve_devices(workers, devices)
     store = ArtifactStore(cache_dir if cache_dir is not None else default_cache_dir())
     project = project_id(spec)
-    settings = Output(crf, preset, str(output.resolve()))
+    settings = Output(crf, preset, str(output.resolve()), draft, device_memory or pool_memory(device_list))
 
     # 2. plan: compiled once, checked as a whole, keyed; its notes first
-    plan, keys = prepare(spec, settings)
+    remembered = functools.partial(store.last, project)
+    plan, keys = prepare(spec, settings, last=remembered)
     for note in plan.notes:
         report(Event("note", message=note))
     _warn_if_the_disk_is_small(plan, keys, store, report)
@@ -142,15 +153,16 @@ def render(storyboard: Any, output: str | Path, *, cache_dir: str | Path | None 
         return done
 
     # 3. execute; with --qa-retry, the segments (and identity scores) first, measured, and chunks with visible
-    #    seams and keyframes unlike their characters made again
+    #    seams and keyframes unlike their characters made again; the video is made of each one's best attempt
     reseed: dict[str, int] = {}
+    tried: dict[str, dict[int, float]] = {}  # task -> its attempt (reseed count) -> how bad it was (lower: better)
     attempts: list[dict] = []
     executions: list[Execution] = []
-    while True:
-        last_round = len(attempts) >= qa_retry
-        executions.append(run(None if last_round else plan.encode_tasks + plan.identity_tasks))
-        qa = seam_qa(plan, keys, store)
-        identity = identity_qa(plan, keys, store)
+    while qa_retry:
+        executions.append(run(plan.encode_tasks + plan.identity_tasks))
+        qa, identity = seam_qa(plan, keys, store), identity_qa(plan, keys, store)
+        for task, badness in _badness(plan, qa, identity).items():
+            tried.setdefault(task, {})[reseed.get(task, 0)] = badness
         visible = [s for s in qa["seams"] if s["score"] is not None and s["score"] > qa_threshold]
         unlike = [k for shot in (identity or {"shots": []})["shots"] for k in shot["below"]
                   if plan.graph[k["task"]].params.image is None]  # a user's keyframe is kept as it is
@@ -158,10 +170,7 @@ def render(storyboard: Any, output: str | Path, *, cache_dir: str | Path | None 
             {"shot": s["shot"], "chunk": s["chunk"], "score": s["score"], "task": _seam_task(plan, s),
              "seed": plan.graph[_seam_task(plan, s)].seed} for s in visible] + [
             k | {"seed": plan.graph[k["task"]].seed} for k in unlike]})
-        if last_round:
-            break
-        if not visible and not unlike:
-            executions.append(run(None))  # join the segments: only the concat runs
+        if len(attempts) > qa_retry or not visible and not unlike:
             break
         for seam in visible:
             task = _seam_task(plan, seam)
@@ -173,21 +182,28 @@ def render(storyboard: Any, output: str | Path, *, cache_dir: str | Path | None 
             report(Event("qa", task=key["task"], message=f"likeness to {key['character']} {key['score']:.2f} < "
                                                          f"{spec.qa.identity_threshold:g}: drawing it again with a "
                                                          f"new seed"))
-        plan, keys = prepare(spec, settings, reseed)
+        plan, keys = prepare(spec, settings, reseed, remembered)
+    best = {task: min(tried[task], key=tried[task].get) for task in reseed}
+    if best != reseed:  # an earlier attempt did better than the last: back to it (it is in the cache)
+        reseed = best
+        plan, keys = prepare(spec, settings, reseed, remembered)
+    executions.append(run(None))
+    qa, identity = seam_qa(plan, keys, store), identity_qa(plan, keys, store)
 
     # 4. manifest
     seconds = time.perf_counter() - began
     manifest = build_manifest(plan, keys, store, _combined(executions), output, crf=crf, preset=preset,
                               render_seconds=seconds, devices=device_list, executor=executor)
     manifest["qa"] = qa | {"threshold": qa_threshold, "attempts": attempts if qa_retry else None,
+                           "kept": {task: plan.graph[task].seed for task in reseed} if qa_retry else None,
                            "identity": identity}
     write_atomic(manifest_path(output), json.dumps(manifest, indent=2) + "\n")
     report(Event("finished", seconds=seconds, done=plan.total_frames, total=plan.total_frames, message=str(output)))
     return manifest
 
 
-def status(storyboard: Any, *, cache_dir: str | Path | None = None, crf: int = 18, preset: str = "medium"
-           ) -> list[TaskStatus]:
+def status(storyboard: Any, *, cache_dir: str | Path | None = None, crf: int = 18, preset: str = "medium",
+           draft: bool = False, device_memory: int | None = None) -> list[TaskStatus]:
     """Every task of the storyboard, fresh, stale or missing in the cache, with the reasons it would run again.
 
     A task whose output is not stored (a preview chunk) is fresh while the tasks that read it are; the concat is
@@ -195,9 +211,10 @@ def status(storyboard: Any, *, cache_dir: str | Path | None = None, crf: int = 1
     the render to compare with (they decide the segments' keys).
     """
     spec = as_spec(storyboard)
-    plan, keys = prepare(spec, Output(crf, preset))
     store = ArtifactStore(cache_dir if cache_dir is not None else default_cache_dir())
     project = project_id(spec)
+    plan, keys = prepare(spec, Output(crf, preset, draft=draft, device_memory=device_memory),
+                         last=functools.partial(store.last, project))
     order = list(plan.graph)
     records = {t.id: task_record(t, get_spec(t.stage).code_version, keys) | {"key": keys[t.id]} for t in order}
     rows: dict[str, TaskStatus] = {}
@@ -228,8 +245,9 @@ def seam_qa(plan: RenderPlan, keys: dict[str, str], store: ArtifactStore) -> dic
     """The seam report of a render, from the measures its encode tasks kept in their cache records."""
     shots = []
     for sp in plan.shots:
-        anchor = LabStats.of(store.load(keys[sp.opening_keyframe])) if sp.opening_keyframe else None
-        shots.append(ShotSpan(sp.shot.shot_id, range(sp.timing.start, sp.timing.end), sp.chunk_spans, anchor))
+        anchors = [(sp.timing.render_start + plan.graph[k].window[0], LabStats.of(store.load(keys[k])))
+                   for k in sp.keyframe_tasks]
+        shots.append(ShotSpan(sp.shot.shot_id, range(sp.timing.start, sp.timing.end), sp.chunk_spans, anchors))
     report = SeamReport(shots)
     for task_id in plan.encode_tasks:
         report.add(plan.graph[task_id].window[0], store.record(keys[task_id])["qa"])
@@ -271,6 +289,21 @@ def _seam_task(plan: RenderPlan, seam: dict) -> str:
     return shot.chunk_tasks[min(seam["chunk"], len(shot.chunk_tasks) - 1)]
 
 
+def _badness(plan: RenderPlan, qa: dict, identity: dict | None) -> dict[str, float]:
+    """How bad each task's output was in one attempt, by the QA that can ask for it again (lower is better): a
+    chunk's seam score (under latent-blend, the shot's worst), a keyframe's lowest likeness, negated."""
+    out: dict[str, float] = {}
+    for seam in qa["seams"]:
+        if seam["score"] is not None:
+            task = _seam_task(plan, seam)
+            out[task] = max(out.get(task, seam["score"]), seam["score"])
+    for shot in (identity or {"shots": []})["shots"]:
+        for sample in shot["samples"]:
+            if sample["task"].startswith("keyframe:"):
+                out[sample["task"]] = max(out.get(sample["task"], -1.0), -min(sample["scores"].values()))
+    return out
+
+
 def _raise_failures(execution: Execution, store: ArtifactStore) -> None:
     fatal = execution.fatal
     if fatal and fatal["disk_full"]:
@@ -283,7 +316,7 @@ def _raise_failures(execution: Execution, store: ArtifactStore) -> None:
 
 def _warn_if_the_disk_is_small(plan: RenderPlan, keys: dict[str, str], store: ArtifactStore, report: Reporter) -> None:
     """Before any work: the space the render's new artifacts will take, against the free space of the cache."""
-    pixels = plan.spec.width * plan.spec.height
+    pixels = plan.models.out_size[0] * plan.models.out_size[1]
     drawn = 0.2 if plan.models.preview else 1.0  # drawn previews compress far better than footage
     need = sum(BYTES_PER_PIXEL[spec.output] * pixels * task.frames * (drawn if spec.output == "segment" else 1.0)
                for task in plan.graph if (spec := get_spec(task.stage)).cache and not store.has(keys[task.id]))

@@ -16,6 +16,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from longvid.timing import between
+
 Window = tuple[int, int, int, int]  # a chunk window: (start, frames, used, overlap), see `timing.ChunkWindow`
 
 
@@ -74,7 +76,8 @@ class Pipeline(Params):
 
     path: str = Field(alias="_path", description="Where the model is here: a folder, or the hub id.")
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
-    offload: Literal["none", "model", "sequential"] = "none"
+    # where the weights live changes no pixel: out of the key, so a render on a smaller device reuses the cache
+    offload: Literal["none", "model", "sequential"] = Field("none", alias="_offload")
     vae_tiling: bool = False
     vae_slicing: bool = False
     attention: Literal["sdpa", "xformers"] = "sdpa"
@@ -250,6 +253,44 @@ class ChunkParams(Params):
         return list(dict.fromkeys([*(a.task for a in self.anchors), *self.references]))
 
 
+class DecodeParams(Params):
+    """A model's latents into frames, with its VAE alone. Everything that changes the pixels (tiling, slicing, the
+    dtype) is a parameter, so it is part of the key; the out-of-memory retry turns tiling and slicing on."""
+
+    family: str
+    latents: str = Field(description="The chunk task whose latents it decodes.")
+    path: str = Field(alias="_path", description="Where the model is here: a folder, or the hub id.")
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
+    tiling: bool = False
+    slicing: bool = False
+    width: int = Field(ge=16)
+    height: int = Field(ge=16)
+    frames: int = Field(ge=1, description="Frames it returns: the chunk's, or under latent-blend the shot's.")
+
+    def reads(self) -> list[str]:
+        return [self.latents]
+
+
+class RefineParams(Params):
+    """A draft chunk's frames upscaled to full size and re-denoised (`models.refine`), video to video."""
+
+    source: str = Field(description="The task whose output is the draft frames.")
+    width: int = Field(ge=16)
+    height: int = Field(ge=16)
+    frames: int = Field(ge=1)
+    prompt: str
+    negative_prompt: str = ""
+    strength: float = Field(gt=0, le=1)
+    pipeline: Pipeline | None = Field(None, description="None: the preview's, an upscale alone.")
+    upsampler: str | None = Field(None, description="LTX: its latent upsampler, as the storyboard names it.")
+    upsampler_path: str | None = Field(None, alias="_upsampler", description="Where it is here.")
+    fps: float = Field(24, gt=0)
+    low_memory: dict[str, Any] = Field(default_factory=dict)
+
+    def reads(self) -> list[str]:
+        return [self.source]
+
+
 # ---------------------------------------------------------------------------------------------------- shots
 
 
@@ -259,20 +300,38 @@ class ShotFrames(Params):
     chunks: list[str] = Field(min_length=1)
     windows: list[Window] = Field(min_length=1)
     ramp: Literal["linear", "cosine", "pyramid"] = "cosine"
+    align: Literal["none", "flow"] = Field("none", description="flow: each chunk moved by the shift optical flow "
+                                           "finds against the one before it, added up along the shot (`stitching."
+                                           "blend.Alignment`).")
     colour_anchor: float = Field(0.0, ge=0, le=1)
-    reference: str | None = Field(None, description="The keyframe the colours are anchored to (None: chunk 0).")
+    keyframes: list[tuple[str, int]] = Field(default_factory=list, description=(
+        "The colour anchor's keyframes and their base frames, in order: each chunk is anchored to those around its "
+        "frames, interpolated over them (none: to chunk 0)."))
 
     def reads(self) -> list[str]:
         return self.reads_range(0, self.windows[-1][0] + self.windows[-1][2])
 
     def reads_range(self, start: int, stop: int) -> list[str]:
-        """The tasks that frames ``[start, stop)`` of the shot need: the chunks over them, and the colour anchor's
-        reference (the opening keyframe, else the first chunk)."""
-        chunks = [c for c, (first, _, used, _) in zip(self.chunks, self.windows, strict=True)
-                  if first < stop and start < first + used]
+        """The tasks that frames ``[start, stop)`` of the shot need: the chunks over them (aligned: and those
+        before them), and their colour anchors (the keyframes around each, else the first chunk)."""
+        over = [i for i, (first, _, used, _) in enumerate(self.windows) if first < stop and start < first + used]
+        anchors = []
         if self.colour_anchor:
-            chunks = [self.reference or self.chunks[0], *chunks]
-        return list(dict.fromkeys(chunks))
+            anchors = [task for i in over for task, _ in self.colour_keyframes(i)] if self.keyframes else [self.chunks[0]]
+        if self.align == "flow" and over:  # a chunk's move adds up the shifts of every chunk before it
+            over = list(range(over[-1] + 1))
+        return list(dict.fromkeys([*anchors, *(self.chunks[i] for i in over)]))
+
+    def kept(self, i: int) -> range:
+        """The base frames chunk i keeps, over which its colour anchor is interpolated."""
+        first, _, used, _ = self.windows[i]
+        return range(first, first + used)
+
+    def colour_keyframes(self, i: int) -> list[tuple[str, int]]:
+        """The keyframes chunk i's colours are anchored to: those around each of its frames."""
+        frames, positions = self.kept(i), [f for _, f in self.keyframes]
+        around = {k for f in (frames[0], frames[-1]) for k, _ in between(positions, f)}
+        return [kf for k, kf in enumerate(self.keyframes) if min(around) <= k <= max(around)]
 
 
 class InterpolateParams(Params):

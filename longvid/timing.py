@@ -18,6 +18,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
+from bisect import bisect_right
 from dataclasses import dataclass
 
 
@@ -307,6 +308,19 @@ def ramp(frames: int, kind: str = "cosine") -> list[float]:
     if kind == "cosine":
         return [0.5 - 0.5 * math.cos(math.pi * v) for v in x]
     raise ValueError(f"`kind` ({kind!r}) must be one of {', '.join(RAMPS)}")
+
+
+def between(positions: list[float], at: float) -> list[tuple[int, float]]:
+    """Linear interpolation weights at `at` over ascending `positions`: ``[(i, 1.0)]`` on a position or beyond
+    the ends, else the one before and the one after as ``[(i, 1 - w), (i + 1, w)]``.
+
+    What a chunk's colours are anchored to (and its colour drift measured against): the keyframes it moves between.
+    """
+    after = bisect_right(positions, at)
+    if after == 0 or after == len(positions):
+        return [(max(after - 1, 0), 1.0)]
+    w = (at - positions[after - 1]) / (positions[after] - positions[after - 1])
+    return [(after - 1, 1 - w), (after, w)] if w > 0 else [(after - 1, 1.0)]
 
 
 # --------------------------------------------------------------------------------------------------------------

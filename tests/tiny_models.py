@@ -349,6 +349,19 @@ def build(kind: str, root: Path) -> Path:
     return folder
 
 
+def build_ltx_upsampler(root: Path) -> Path:
+    """A latent upsampler for the tiny LTX (8 latent channels), saved as its own model, as the hub ships it inside
+    a ``latent_upsampler`` folder."""
+    from diffusers.pipelines.ltx.modeling_latent_upsampler import LTXLatentUpsamplerModel
+
+    folder = Path(root) / "ltx-upsampler"
+    if not (folder / "latent_upsampler" / "config.json").exists():
+        torch.manual_seed(0)
+        LTXLatentUpsamplerModel(in_channels=8, mid_channels=32, num_blocks_per_stage=1, dims=3,
+                                spatial_upsample=True).save_pretrained(folder / "latent_upsampler")
+    return folder
+
+
 def build_lora(root: Path) -> Path:
     """A LoRA for the tiny SD UNet, with random (not zero) up-projections so that it changes the output."""
     from diffusers import StableDiffusionPipeline

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from longvid.cache import ArtifactStore
+from longvid.cache import ArtifactStore, task_key
 from longvid.execution.events import Event, Reporter, ignore
 from longvid.execution.scheduler import Job, Scheduler
 from longvid.execution.worker import Inline, JobSpec, Outcome
@@ -60,6 +60,35 @@ def task_record(task: Task, code_version: str, keys: dict[str, str]) -> dict:
     return {"task": task.id, "kind": task.kind, "stage": task.stage, "code_version": code_version,
             "params": task.params.content(), "seed": task.seed, "model": task.model,
             "inputs": {dep: keys[dep] for dep in task.deps}}
+
+
+def key_of(task: Task, keys: dict[str, str]) -> str:
+    """A task's cache key, from its inputs' keys."""
+    return task_key(task.stage, get_spec(task.stage).code_version, task.params.content(), task.seed, task.model,
+                    [keys[d] for d in task.deps])
+
+
+def with_low_memory(graph: RenderGraph, keys: dict[str, str], task_id: str) -> None:
+    """Give `task_id` its stage's low-memory parameters (after running out of memory), and it and everything that
+    reads it new keys: tiled frames are not untiled frames. Its record names the key it replaces, so the next
+    render plans it so at once (`plan_low_memory`)."""
+    task = graph[task_id]
+    update = dict(get_spec(task.stage).low_memory)
+    if not update:
+        return
+    before = keys[task_id]
+    graph.replace(replace(task, params=task.params.model_copy(update=update)))
+    graph.lowered[task_id] = before
+    for tid in [task_id, *graph.descendants(task_id)]:
+        keys[tid] = key_of(graph[tid], keys)
+
+
+def plan_low_memory(graph: RenderGraph, keys: dict[str, str], last: Callable[[str], dict | None]) -> None:
+    """Tasks whose last run fell back to low memory under the keys they have now start with it."""
+    for task in graph:
+        keys[task.id] = key_of(task, keys)
+        if (last(task.id) or {}).get("low_memory_from") == keys[task.id]:
+            with_low_memory(graph, keys, task.id)
 
 
 def estimated_cost(task: Task) -> float:
@@ -118,7 +147,8 @@ def execute(graph: RenderGraph, keys: dict[str, str], store: ArtifactStore, pool
     order = [t for t in graph if t.id in wanted]
     closure = _Closure(graph, stage_specs)
     def record(task_id: str) -> dict:  # made when needed: a long render has thousands of tasks
-        return task_record(graph[task_id], specs[task_id].code_version, keys) | {"key": keys[task_id]}
+        lowered = {"low_memory_from": graph.lowered[task_id]} if task_id in graph.lowered else {}
+        return task_record(graph[task_id], specs[task_id].code_version, keys) | {"key": keys[task_id]} | lowered
 
     result = Execution()
 
@@ -201,6 +231,8 @@ def execute(graph: RenderGraph, keys: dict[str, str], store: ArtifactStore, pool
                                             out_of_memory=failure["out_of_memory"], fatal=fatal)
                 if fatal and result.fatal is None:
                     result.fatal, halted = failure, True
+                if decision == "retry-low-memory":
+                    with_low_memory(graph, keys, task.id)
                 kind = "failed" if decision == "gave-up" else "retried"
                 report(Event(kind, task.kind, task.id, worker=outcome.worker, seconds=outcome.seconds,
                              message=f"{failure['exception']}: {failure['message']} ({failure['hint']})"))

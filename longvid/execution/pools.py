@@ -29,6 +29,19 @@ def resolve_devices(workers: int, devices: list[str] | None) -> list[str]:
     return ["cpu"] * workers
 
 
+def device_memory(devices: list[str]) -> int | None:
+    """The smallest total memory of the CUDA devices among `devices`, in bytes (None: no CUDA device here), so that
+    `offload: auto` plans every task to fit on any of them."""
+    cuda = [d for d in devices if d.startswith("cuda")]
+    if not cuda:
+        return None
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    return min(torch.cuda.get_device_properties(int(d.partition(":")[2] or 0)).total_memory for d in cuda)
+
+
 def cores() -> int:
     """The cores this process may use."""
     try:

@@ -8,7 +8,6 @@ small `Outcome` travels back, never the frames.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 import traceback
 from collections import OrderedDict
@@ -19,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from longvid.cache import ArtifactStore, is_disk_full
+from longvid.cache import ArtifactStore, Latents, is_disk_full
 from longvid.errors import DamagedArtifactError, UserError
 from longvid.execution import faults
 from longvid.stages import Output, Stage, get_stage
@@ -95,6 +94,10 @@ class Inputs(Mapping):
 
     def path(self, task_id: str) -> Path:
         return self.store.path(self.keys[task_id])
+
+    def latents(self, task_id: str) -> Latents:
+        """A model's stored latents with the facts their decode needs."""
+        return self.store.latents(self.keys[task_id])
 
     def audio(self, task_id: str) -> tuple[np.ndarray, int] | None:
         """The sound stored with a task's frames, or None (an inline task's frames have none)."""
@@ -195,9 +198,6 @@ def run_job(job: JobSpec, store: ArtifactStore, stages: StageCache, worker: str)
     try:
         faults.maybe_inject(task.id)
         stage = stages.get(task.stage)
-        if job.low_memory and stage.spec.low_memory:
-            task = dataclasses.replace(task, params=task.params.model_copy(
-                update={"low_memory": dict(stage.spec.low_memory)}))
         result = stage(task, Inputs(store, job.input_keys, job.inline, stages))
         value, extra, audio = (result.value, result.record, result.audio) if isinstance(result, Output) else \
             (result, {}, None)

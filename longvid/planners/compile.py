@@ -12,6 +12,8 @@
    c. `interpolate_task`: when the base rate is below the output rate.
 4. `encode_tasks`: the output cut into H.264 segments (`planners.segments`), each built from the shots it shows.
 5. `concat_task`: the segments joined into the MP4.
+6. `plan_memory` (`planners.memory_plan`): every model task's peak memory estimated; with `offload: auto` and a
+   known device size, the cheapest settings that fit.
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ from pathlib import Path
 
 import longvid.timing as timing
 from longvid.errors import Problem, StoryboardError
-from longvid.families import Family, get_family, keyframe_conditioning, local_model_dir
+from longvid.families import LATENT_DECODERS, Family, get_family, keyframe_conditioning, local_model_dir
 from longvid.graph import RenderGraph
 from longvid.models import resolve_interpolation
+from longvid.planners.memory_plan import TaskMemory, plan_memory
 from longvid.planners.segments import encode_segments
 from longvid.seeds import derive_seed
 from longvid.storyboard import ContinuitySpec, KeyframeSpec, PipelineOptions, ShotSpec, StoryboardSpec
@@ -35,6 +38,7 @@ from longvid.tasks import (
     AudioParams,
     ChunkParams,
     ConcatParams,
+    DecodeParams,
     DiffusionForcing,
     EncodeParams,
     EntityLora,
@@ -50,6 +54,7 @@ from longvid.tasks import (
     PreviewChunkParams,
     PreviewLabel,
     ReferenceParams,
+    RefineParams,
     SharedNoise,
     ShotFrames,
     ShotSound,
@@ -61,11 +66,14 @@ from longvid.tasks import (
 
 @dataclass(frozen=True)
 class Output:
-    """How the video is encoded, and where it goes (None when only planning)."""
+    """How the video is encoded, where it goes (None when only planning), whether it is the draft (with
+    `models.refine`: the draft pass alone, at the draft's size), and the device memory to plan the tasks for."""
 
     crf: int = 18
     preset: str = "medium"
     path: str | None = None
+    draft: bool = False
+    device_memory: int | None = None  # bytes on each device, for `offload: auto` (None: not known)
 
 
 @dataclass(frozen=True)
@@ -85,6 +93,10 @@ class ModelPlan:
     interpolation: str
     interpolation_model: str | None
     references: str  # how keyframes take references: preview, ip-adapter, edit, edit-list or text
+    size: tuple[int, int]  # the chunks' (width, height): the draft's with `models.refine`
+    out_size: tuple[int, int]  # the video's: the draft's with --draft
+    refine_pipeline: Pipeline | None = None  # the refine pass's, unless drafting (None for the preview's)
+    draft: bool = False
 
     @property
     def preview(self) -> bool:
@@ -105,6 +117,7 @@ class ShotPlan:
     windows: list[timing.ChunkWindow]
     keyframe_tasks: list[str]
     chunk_tasks: list[str]
+    frame_tasks: list[str]  # the tasks whose outputs are its chunks' frames: the chunks, or their decodes
     interpolate_task: str | None
     continuity: ContinuitySpec
     opening_keyframe: str | None  # the colour anchor's reference, when the shot has one
@@ -123,6 +136,7 @@ class RenderPlan:
     encode_tasks: list[str]
     output: Output
     notes: list[str] = field(default_factory=list)
+    memory: list[TaskMemory] = field(default_factory=list)  # every model task's estimate (step 6)
 
     @property
     def total_frames(self) -> int:
@@ -152,31 +166,33 @@ def compile_storyboard(spec: StoryboardSpec, reseed: Mapping[str, int] | None = 
     Args:
         reseed: chunk or keyframe task id -> how many times the QA has asked for it again; each time gives it a
             new seed.
-        output: how the video is encoded (the encode tasks' settings) and where it goes.
+        output: how the video is encoded (the encode tasks' settings), where it goes, and whether it is the draft.
 
     Raises:
         StoryboardError: what the storyboard asks of its models that only the plan can see.
     """
     output = output or Output()
     notes: list[str] = []
-    models = resolve_models(spec, notes)
+    models = resolve_models(spec, notes, output.draft)
     tasks: list[Task] = reference_tasks(spec, models)
     shots = [plan_shot(spec, models, i, shot, span, tasks, notes, reseed or {})
              for i, (shot, span) in enumerate(zip(spec.shots, spec.timings(), strict=True))]
     tasks += identity_tasks(spec, shots, tasks)
-    encodes = encode_tasks(spec, shots, output)
+    encodes = encode_tasks(spec, shots, output, models.out_size)
     tasks += encodes
     sound = audio_task(spec, models, shots, encodes)
     tasks += [sound] if sound else []
     tasks.append(concat_task(spec, encodes, output, sound))
-    return RenderPlan(spec, RenderGraph(tasks), shots, models, [t.id for t in encodes], output, notes)
+    tasks, memory = plan_memory(spec, tasks, output.device_memory, notes)
+    return RenderPlan(spec, RenderGraph(tasks), shots, models, [t.id for t in encodes], output, notes, memory)
 
 
 # ---------------------------------------------------------------------------------------------------- 1. models
 
 
-def resolve_models(spec: StoryboardSpec, notes: list[str]) -> ModelPlan:
-    """Family, chunk length, checkpoint abilities, pipeline settings and the interpolation backend."""
+def resolve_models(spec: StoryboardSpec, notes: list[str], draft: bool = False) -> ModelPlan:
+    """Family, chunk length, checkpoint abilities, pipeline settings, the draft and refine passes and the
+    interpolation backend."""
     video = spec.models.video
     family = get_family(video.family)
     rule = timing.FrameRule.parse(family.frame_rule)
@@ -215,8 +231,19 @@ def resolve_models(spec: StoryboardSpec, notes: list[str]) -> ModelPlan:
     if references == "text" and spec.entities and keyframes.engine == "diffusers":
         notes.append(f"{keyframes.model} takes no reference images (an IP-Adapter, models.keyframes.ip_adapter, or an "
                      f"image-edit model would): identity rests on the descriptions alone")
+    size, refine, refine_pipeline = spec.draft_size, spec.models.refine, None
+    if refine is None and draft:
+        notes.append("--draft without models.refine: the draft is the whole render")
+    elif refine is not None:
+        notes.append(f"draft at {size[0]}x{size[1]}" + (", stopping there (--draft)" if draft else
+                                                          f", refined to {spec.width}x{spec.height}"))
+        if chunk_pipeline is not None and not draft:
+            folder = local_model_dir(refine.model, spec.base_dir) if refine.model else None
+            refine_pipeline = chunk_pipeline.model_copy(update={"steps": refine.steps or chunk_pipeline.steps} | (
+                {"path": str(folder) if folder else refine.model} if refine.model else {}))
     return ModelPlan(family, rule, chunk, abilities, source, f"{keyframes.engine}.keyframe", keyframes.model,
-                     keyframe_pipeline, chunk_pipeline, factor, backend, interp_model, references)
+                     keyframe_pipeline, chunk_pipeline, factor, backend, interp_model, references, size,
+                     size if draft else (spec.width, spec.height), refine_pipeline, draft)
 
 
 def _ip_adapter(spec: StoryboardSpec, options) -> IPAdapter:
@@ -239,6 +266,8 @@ def _pipeline(spec: StoryboardSpec, options: PipelineOptions, steps: int, guidan
     folder = local_model_dir(options.model, spec.base_dir)
     settings = options.model_dump(mode="json", exclude={"model", "family", "chunk_frames", "motion_adapter", "backend",
                                                          "ip_adapter"})
+    if settings["offload"] == "auto":  # planned per task, for the device's memory, in `plan_memory`
+        settings["offload"] = "none"
     return Pipeline.model_validate(settings | {
         "steps": options.steps or steps, "guidance": options.guidance if options.guidance is not None else guidance,
         "_path": str(folder) if folder else options.model})
@@ -293,14 +322,19 @@ def plan_shot(spec: StoryboardSpec, models: ModelPlan, index: int, shot: ShotSpe
     windows, qa_windows = chunk_tasks(spec, models, index, shot, span, cont, keys, base_frames, opening, tasks, notes,
                                       reseed)
     chunk_ids = [f"chunk:{shot.shot_id}:{w.index}" for w in windows]
-    blended = ShotFrames(chunks=chunk_ids, windows=[(w.start, w.frames, w.used, w.overlap) for w in windows],
-                         ramp=cont.ramp, colour_anchor=cont.colour_anchor,
-                         reference=opening if cont.colour_anchor else None)
+    frame_ids = refine_tasks(spec, models, shot, [frames_task(models, c) for c in chunk_ids], tasks)
+    # colours are anchored to the keyframes a chunk moves between (at base frames); the preview's chunks agree
+    # where they overlap, so they have nothing to align
+    anchors = [(k, min(base_frames - 1, round(f / models.factor))) for k, f in zip(keys.ids, keys.frames, strict=True)]
+    blended = ShotFrames(chunks=frame_ids, windows=[(w.start, w.frames, w.used, w.overlap) for w in windows],
+                         ramp=cont.ramp, align="none" if models.preview else cont.align,
+                         colour_anchor=cont.colour_anchor, keyframes=anchors if cont.colour_anchor else [])
     interpolate = interpolate_task(spec, models, shot, span, base_frames, blended, tasks)
     source = ShotSource(shot=shot.shot_id, interpolated=interpolate) if interpolate else \
         ShotSource(shot=shot.shot_id, blended=blended)
     spans = timing.chunk_spans(qa_windows, span.render_start, models.factor, range(span.start, span.end))
-    return ShotPlan(shot, span, base_frames, windows, keys.ids, chunk_ids, interpolate, cont, opening, source, spans)
+    return ShotPlan(shot, span, base_frames, windows, keys.ids, chunk_ids, frame_ids, interpolate, cont, opening,
+                    source, spans)
 
 
 def keyframe_tasks(spec: StoryboardSpec, models: ModelPlan, shot: ShotSpec, span: timing.ShotTiming,
@@ -401,7 +435,8 @@ def chunk_tasks(spec: StoryboardSpec, models: ModelPlan, index: int, shot: ShotS
             lo = max(0, bisect_right(keys.times, first + 1e-9) - 1)
             hi = min(len(keys.ids), bisect_left(keys.times, last - 1e-9) + 1)
             params = PreviewChunkParams(
-                width=spec.width, height=spec.height, prompt=prompt, camera=shot.camera, duration=shot.duration,
+                width=models.size[0], height=models.size[1], prompt=prompt, camera=shot.camera,
+                duration=shot.duration,
                 fps=spec.fps, t0=t0, dt=dt, start=w.start, frames=w.frames, used=w.used, overlap=w.overlap,
                 keyframes=[TimedKeyframe(task=keys.ids[i], at=keys.times[i]) for i in range(lo, hi)],
                 label=PreviewLabel(shot=sid, first_output_frame=span.render_start, factor=models.factor))
@@ -409,9 +444,11 @@ def chunk_tasks(spec: StoryboardSpec, models: ModelPlan, index: int, shot: ShotS
                               (w.start, w.end), "shot-base", None, params, tuple(keys.ids[lo:hi])))
         return windows, [(w.start, w.end, w.overlap) for w in windows]
 
-    look = {"width": spec.width, "height": spec.height, "negative_prompt": negative, "fps": base_fps,
+    look = {"width": models.size[0], "height": models.size[1], "negative_prompt": negative, "fps": base_fps,
             "prompt": prompt + (f", camera {shot.camera}" if shot.camera != "static" else ""),
             "pipeline": models.chunk_pipeline}
+    if family.name in LATENT_DECODERS:  # the VAE's decode settings are the decode task's: its key, not the chunk's
+        look["pipeline"] = models.chunk_pipeline.model_copy(update={"vae_tiling": False, "vae_slicing": False})
     stage = f"{family.name}.chunk"
     if cont.strategy == "latent-blend":
         # one task denoises the whole shot's chunks together and returns the shot's frames
@@ -421,8 +458,9 @@ def chunk_tasks(spec: StoryboardSpec, models: ModelPlan, index: int, shot: ShotS
                                                period=family.latent_frames(windows[-1].start + windows[-1].frames)))
         tasks.append(Task(f"chunk:{sid}:0", "chunk", stage, sid, 0, chunk_seed(0), (0, base_frames), "shot-base",
                           spec.models.video.model, params))
+        tasks += decode_tasks(models, tasks[-1:])
         return [timing.ChunkWindow(0, 0, base_frames, base_frames, 0)], [(w.start, w.end, w.overlap) for w in windows]
-    chunk_ids = [f"chunk:{sid}:{w.index}" for w in windows]
+    chunk_ids = [frames_task(models, f"chunk:{sid}:{w.index}") for w in windows]  # what a later chunk reads
     # a model that takes references in the chunk itself (Wan VACE) gets those of who and where the shot shows
     references = [f"reference:{name}" for name in spec.mentions(shot)] if "references" in abilities else []
     for w in windows:
@@ -442,9 +480,56 @@ def chunk_tasks(spec: StoryboardSpec, models: ModelPlan, index: int, shot: ShotS
                                 offset=w.start // family.temporal_compression, period=family.latent_frames(chunk))
         params = ChunkParams(**look, start=w.start, frames=w.frames, used=w.used, overlap=w.overlap, anchors=anchors,
                              references=references, noise=noise, forcing=forcing)
-        tasks.append(Task(chunk_ids[w.index], "chunk", stage, sid, w.index, chunk_seed(w.index), (w.start, w.end),
-                          "shot-base", spec.models.video.model, params, tuple(params.reads())))
+        tasks.append(Task(f"chunk:{sid}:{w.index}", "chunk", stage, sid, w.index, chunk_seed(w.index),
+                          (w.start, w.end), "shot-base", spec.models.video.model, params, tuple(params.reads())))
+        tasks += decode_tasks(models, tasks[-1:])
     return windows, [(w.start, w.end, w.overlap) for w in windows]
+
+
+def frames_task(models: ModelPlan, chunk: str) -> str:
+    """The task whose output is a chunk's frames: its decode, for a family whose chunks store latents."""
+    return chunk.replace("chunk:", "decode:", 1) if models.family.name in LATENT_DECODERS else chunk
+
+
+def decode_tasks(models: ModelPlan, chunks: list[Task]) -> list[Task]:
+    """A decode task for each chunk of a family whose chunks store latents: the VAE alone, on any device, with
+    the pipeline's VAE settings (tiling and slicing are part of its key)."""
+    if models.family.name not in LATENT_DECODERS:
+        return []
+    out, settings = [], models.chunk_pipeline
+    for chunk in chunks:
+        p: ChunkParams = chunk.params
+        params = DecodeParams(family=models.family.name, latents=chunk.id, path=settings.path, dtype=settings.dtype,
+                              tiling=settings.vae_tiling, slicing=settings.vae_slicing, width=p.width,
+                              height=p.height, frames=p.frames)
+        out.append(Task(frames_task(models, chunk.id), "decode", "decode", chunk.shot, chunk.index, None,
+                        chunk.window, chunk.frame_space, chunk.model, params, (chunk.id,)))
+    return out
+
+
+def refine_tasks(spec: StoryboardSpec, models: ModelPlan, shot: ShotSpec, drafts: list[str], tasks: list[Task]
+                 ) -> list[str]:
+    """Step 3b', with `models.refine` (not drafting): each draft chunk's frames upscaled to the storyboard's size
+    and re-denoised there; returns the tasks whose outputs are the shot's chunks' frames."""
+    if spec.models.refine is None or models.draft:
+        return drafts
+    sid, refine = shot.shot_id, spec.models.refine
+    by_id = {t.id: t for t in tasks[-2 * len(drafts):]}  # the shot's chunks and their decodes came last
+    folder = local_model_dir(refine.upsampler, spec.base_dir) if refine.upsampler else None
+    upsampler = str(folder) if folder else refine.upsampler
+    out = []
+    for i, draft in enumerate(drafts):
+        source = by_id[draft]
+        chunk = by_id.get(getattr(source.params, "latents", None), source)  # a decode's prompt is its chunk's
+        params = RefineParams(source=draft, width=spec.width, height=spec.height, frames=source.params.frames,
+                              prompt=chunk.params.prompt, negative_prompt=_negative(spec, shot),
+                              strength=refine.strength, pipeline=models.refine_pipeline,
+                              fps=spec.fps / models.factor, upsampler=refine.upsampler, upsampler_path=upsampler)
+        out.append(Task(f"refine:{sid}:{i}", "refine", "preview.refine" if models.preview else "refine", sid, i,
+                        derive_seed(spec.shot_seed(shot), sid, "refine", i), source.window, source.frame_space,
+                        None if models.preview else refine.model or spec.models.video.model, params, (draft,)))
+    tasks += out
+    return [t.id for t in out]
 
 
 def _anchors(w: timing.ChunkWindow, windows: list[timing.ChunkWindow], spans: list[list[timing.ChunkWindow]],
@@ -502,7 +587,7 @@ def identity_tasks(spec: StoryboardSpec, shots: list[ShotPlan], tasks: list[Task
             continue
         first = sp.timing.render_start  # the video's frame of the shot's first rendered frame
         samples = [IdentitySample(task=k, frame=0, output_frame=first + by_id[k].window[0]) for k in sp.keyframe_tasks]
-        for c in sp.chunk_tasks:
+        for c in sp.frame_tasks:
             lo, hi = by_id[c].window
             picks = sorted({0, (hi - lo - 1) // 2, hi - lo - 1})[:IDENTITY_SAMPLES]
             samples += [IdentitySample(task=c, frame=j, output_frame=first + round((lo + j) * spec.interpolation_factor))
@@ -517,7 +602,7 @@ def identity_tasks(spec: StoryboardSpec, shots: list[ShotPlan], tasks: list[Task
 # ---------------------------------------------------------------------------------------------------- 4. encode
 
 
-def encode_tasks(spec: StoryboardSpec, shots: list[ShotPlan], output: Output) -> list[Task]:
+def encode_tasks(spec: StoryboardSpec, shots: list[ShotPlan], output: Output, size: tuple[int, int]) -> list[Task]:
     """Step 4: one task per H.264 segment; see `planners.segments` for where the boundaries fall.
 
     Each segment also measures the seams in its frames. A pair of frames across a segment boundary inside a shot
@@ -553,7 +638,7 @@ def encode_tasks(spec: StoryboardSpec, shots: list[ShotPlan], output: Output) ->
                 runs[-1][1] += 1
             else:
                 runs.append([sid, 1])
-        params = EncodeParams(width=spec.width, height=spec.height, fps=spec.fps, crf=output.crf, preset=output.preset,
+        params = EncodeParams(width=size[0], height=size[1], fps=spec.fps, crf=output.crf, preset=output.preset,
                               pieces=[_piece(shots, seg.a, seg.a_offset, seg.frames, seg.b, seg.b_offset)],
                               lead_in=lead_in, lead_out=lead_out, qa_shots=[(sid, k) for sid, k in runs],
                               qa_seams=[t - first for t in range(first + 1, stop) if t in seam_frames])

@@ -29,7 +29,8 @@ class StageSpec:
             ``file`` (the render's output, written where its parameters say; never stored).
         resources: ``{"gpus": 1}``: it runs on a device worker; ``{"here": True}``: it runs in the process that
             renders (it writes the user's output path); otherwise any worker may run it, the CPU lanes included.
-        low_memory: settings to retry with after an out-of-memory error.
+        low_memory: parameter updates to retry with after an out-of-memory error; the retried task's key
+            includes them (its output is not the same).
         cache: whether its output is worth storing. One that is not is made again, inside the task that reads it,
             whenever it is needed: a preview chunk costs less to draw than to write losslessly and read back.
     """

@@ -69,7 +69,7 @@ class IdentityQA:
     sheet (a row per character: its reference, then the samples) and keeps the scores in its cache record."""
 
     spec = StageSpec(name="identity", kind="identity", code_version="1", params=IdentityParams,
-                     inputs=("reference", "keyframe", "chunk"), output="image", resources={"gpus": 1})
+                     inputs=("reference", "keyframe", "chunk", "decode", "refine"), output="image", resources={"gpus": 1})
 
     def __call__(self, task: Task, inputs: Any) -> Output:
         p: IdentityParams = task.params

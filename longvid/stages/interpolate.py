@@ -6,7 +6,8 @@ is estimated once per pair). Backends:
 * ``rife``: RIFE 4.0 in PyTorch (`longvid.stages.rife`), weights from ``longvid models fetch rife-4.0``;
 * ``rife-ncnn``: rife-ncnn-vulkan-python with a RIFE ncnn model folder the user supplies (GPU through Vulkan, or
   the CPU);
-* ``flow``: OpenCV DIS optical flow (fast preset) both ways, backward warping and an occlusion-aware blend;
+* ``flow``: OpenCV DIS optical flow (fast preset) both ways, backward warping and an occlusion-aware blend
+  (`stitching.flow`, which the flow-aligned blend of overlapping chunks also uses);
 * ``linear``: a crossfade, the baseline.
 
 It runs per shot, so it never blends across a cut; inside a shot a scene-change guard repeats the nearer frame
@@ -27,6 +28,7 @@ from longvid._imports import require
 from longvid.stages.base import StageSpec
 from longvid.stages.sources import blended_frames
 from longvid.stitching.blend import mix
+from longvid.stitching.flow import FlowInterpolator
 from longvid.tasks import InterpolateParams, Task
 
 Interpolator = Callable[[np.ndarray, np.ndarray, Sequence[float]], list[np.ndarray]]
@@ -97,46 +99,6 @@ def linear(a: np.ndarray, b: np.ndarray, timesteps: Sequence[float]) -> list[np.
     return [mix(a, b, t) for t in timesteps]
 
 
-class FlowInterpolator:
-    """OpenCV DIS optical flow both ways; backward warps from the middle frame; occlusion-aware blend."""
-
-    def __init__(self):
-        self.cv2 = require("cv2", extra="rife", feature="the `flow` interpolation backend")
-        self.dis = self.cv2.DISOpticalFlow_create(self.cv2.DISOPTICAL_FLOW_PRESET_FAST)
-
-    def __call__(self, a: np.ndarray, b: np.ndarray, timesteps: Sequence[float]) -> list[np.ndarray]:
-        cv2 = self.cv2
-        gray_a, gray_b = cv2.cvtColor(a, cv2.COLOR_RGB2GRAY), cv2.cvtColor(b, cv2.COLOR_RGB2GRAY)
-        f01 = self.dis.calc(gray_a, gray_b, None)
-        f10 = self.dis.calc(gray_b, gray_a, None)
-        height, width = gray_a.shape
-        grid = np.dstack(np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32)))
-
-        def sample(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
-            where = grid + flow
-            return cv2.remap(image, where[..., 0], where[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-
-        def visible(forward: np.ndarray, backward: np.ndarray) -> np.ndarray:
-            # A pixel is occluded in the other frame when going there and back does not return it.
-            back = sample(backward, forward)
-            error = ((forward + back) ** 2).sum(axis=2)
-            bound = 0.01 * ((forward**2).sum(axis=2) + (back**2).sum(axis=2)) + 0.5
-            return cv2.GaussianBlur((error <= bound).astype(np.float32), (5, 5), 0) + 0.02
-
-        vis0, vis1 = visible(f01, f10), visible(f10, f01)
-        out = []
-        for t in timesteps:
-            # Flow from the middle frame to each input, from the two flows (a linear-motion approximation).
-            ft0 = -(1 - t) * t * f01 + t * t * f10
-            ft1 = (1 - t) * (1 - t) * f01 - t * (1 - t) * f10
-            w0 = (1 - t) * sample(vis0, ft0)
-            w1 = t * sample(vis1, ft1)
-            warped0, warped1 = sample(a, ft0).astype(np.float32), sample(b, ft1).astype(np.float32)
-            blend = (w0[..., None] * warped0 + w1[..., None] * warped1) / (w0 + w1)[..., None]
-            out.append(np.clip(np.rint(blend), 0, 255).astype(np.uint8))
-        return out
-
-
 class NcnnInterpolator:
     """rife-ncnn-vulkan-python with a RIFE ncnn model folder (``flownet.param`` and ``flownet.bin``).
 
@@ -184,8 +146,8 @@ def make_interpolator(backend: str, model: str | None = None) -> Interpolator:
 class Interpolate:
     """A shot's chunks, blended, then interpolated up to the output rate with the task's backend."""
 
-    spec = StageSpec(name="interpolate", kind="interpolate", code_version="4", params=InterpolateParams,
-                     inputs=("chunk", "keyframe"), resources={"gpus": 1})
+    spec = StageSpec(name="interpolate", kind="interpolate", code_version="5", params=InterpolateParams,
+                     inputs=("chunk", "decode", "refine", "keyframe"), resources={"gpus": 1})
 
     def __call__(self, task: Task, inputs: Mapping[str, np.ndarray]) -> Iterator[np.ndarray]:
         p: InterpolateParams = task.params

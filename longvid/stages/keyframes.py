@@ -94,7 +94,7 @@ def _side_by_side(images: list[np.ndarray], width: int, height: int) -> np.ndarr
 
 class DiffusersKeyframe:
     spec = StageSpec(name="diffusers.keyframe", kind="keyframe", code_version="2", params=KeyframeParams,
-                     inputs=("reference", "keyframe"), output="image", resources={"gpus": 1}, low_memory=LOW_MEMORY)
+                     inputs=("reference", "keyframe"), output="image", resources={"gpus": 1}, low_memory={"low_memory": LOW_MEMORY})
 
     def __call__(self, task: Task, inputs: Mapping[str, Any]) -> np.ndarray:
         # 1. check inputs
@@ -119,7 +119,7 @@ class DiffusersReference:
     """A character's or place's reference: the user's images, or one generated once with the keyframe model."""
 
     spec = StageSpec(name="diffusers.reference", kind="reference", code_version="1", params=ReferenceParams,
-                     output="frames", resources={"gpus": 1}, low_memory=LOW_MEMORY)
+                     output="frames", resources={"gpus": 1}, low_memory={"low_memory": LOW_MEMORY})
 
     def __call__(self, task: Task, inputs: Mapping[str, Any]) -> np.ndarray:
         p: ReferenceParams = task.params

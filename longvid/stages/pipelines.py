@@ -19,7 +19,7 @@ from longvid.errors import ModelLoadError
 
 Loader = Callable[[str, Any], Any]  # (model path or hub id, torch dtype) -> pipeline
 
-_held: dict[str, Any] = {"key": None, "pipe": None, "derived": {}}
+_held: dict[str, Any] = {"key": None, "pipe": None, "derived": {}, "settings": {}, "vae": None}
 
 
 def device() -> str:
@@ -59,8 +59,28 @@ def hold(settings: Mapping[str, Any], load: Loader) -> Any:
         raise ModelLoadError(f"cannot load {path!r}: {exc}. Is it a hub id this machine can reach (set HF_TOKEN "
                              f"for gated models) or a folder in diffusers format?") from exc
     configure(pipe, settings, where)
-    _held.update(key=key, pipe=pipe, derived={})
+    _held.update(key=key, pipe=pipe, derived={}, settings=dict(settings))
     return pipe
+
+
+def held_vae(path: str, dtype: str) -> Any:
+    """The VAE of the model at `path`: the held pipeline's when it is that model in that dtype (a worker that
+    just sampled a chunk decodes it without loading anything), else loaded alone and kept for the next decode."""
+    held = _held["settings"]
+    if _held["pipe"] is not None and held.get("_path") == path and held.get("dtype") == dtype:
+        return _held["pipe"].vae
+    if _held["vae"] is not None and _held["vae"][0] == (path, dtype):
+        return _held["vae"][1]
+    require("diffusers", extra="diffusers", feature="diffusers models")
+    from diffusers import AutoModel
+
+    where = device()
+    try:
+        vae = AutoModel.from_pretrained(path, subfolder="vae", dtype=torch_dtype(dtype, where))
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"cannot load the VAE of {path!r}: {exc}") from exc
+    _held["vae"] = ((path, dtype), vae.to(where))
+    return vae
 
 
 def derived(name: str, make: Callable[[Any], Any]) -> Any:
@@ -72,9 +92,9 @@ def derived(name: str, make: Callable[[Any], Any]) -> Any:
 
 def release() -> None:
     """Drop the held pipeline and give its memory back to the device."""
-    if _held["pipe"] is None:
+    if _held["pipe"] is None and _held["vae"] is None:
         return
-    _held.update(key=None, pipe=None, derived={})
+    _held.update(key=None, pipe=None, derived={}, settings={}, vae=None)
     gc.collect()
     import torch
 
@@ -110,7 +130,7 @@ def configure(pipe: Any, s: Mapping[str, Any], where: str) -> None:
         vae.enable_tiling()
     if s.get("vae_slicing") and hasattr(vae, "enable_slicing"):
         vae.enable_slicing()
-    offload = s.get("offload", "none")
+    offload = s.get("offload") or s.get("_offload", "none")  # the low-memory retry's, else the plan's
     if offload != "none" and where.startswith("cuda"):  # on the CPU there is nowhere to offload to
         (pipe.enable_model_cpu_offload if offload == "model" else pipe.enable_sequential_cpu_offload)(device=where)
     else:

@@ -160,7 +160,7 @@ class PreviewChunk:
     """
 
     spec = StageSpec(name="preview.chunk", kind="chunk", code_version="4", params=PreviewChunkParams,
-                     inputs=("keyframe",), output="frames", low_memory={"stream_frames": True}, cache=False)
+                     inputs=("keyframe",), output="frames", low_memory={"low_memory": {"stream_frames": True}}, cache=False)
 
     RECENT = 12  # frames kept: where two chunks overlap, the second draws nothing (they show the same frames)
 

@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from longvid.stitching.blend import anchored, blend_range
+from longvid.stitching.blend import Alignment, blend_range, chunk_shift
+from longvid.stitching.colour import LabStats, anchor_colours, at
 from longvid.tasks import ShotFrames, ShotSource
 from longvid.timing import ChunkWindow
 
@@ -27,18 +28,38 @@ def blended_frames(shot: ShotFrames, inputs: Any, start: int, stop: int) -> Iter
         held.append(i)
 
     if shot.colour_anchor:  # anchoring measures whole chunks, so whole chunks are read
-        reference = inputs[shot.reference] if shot.reference else None
-        whole = anchored(lambda i: inputs[shot.chunks[i]], shot.colour_anchor, reference)
+        stats: dict[str, LabStats] = {}  # of each keyframe (or chunk 0), measured once
+
+        def of(task: str) -> LabStats:
+            if task not in stats:
+                stats[task] = LabStats.of(inputs[task])
+            return stats[task]
 
         def chunk(i: int, lo: int, hi: int) -> np.ndarray:
             let_go_before(i)
-            return whole(i)[lo:hi]
+            target = at([(f, of(k)) for k, f in shot.colour_keyframes(i)], shot.kept(i)) if shot.keyframes else \
+                of(shot.chunks[0])
+            return anchor_colours(inputs[shot.chunks[i]], target, shot.colour_anchor)[lo:hi]
     else:
         def chunk(i: int, lo: int, hi: int) -> np.ndarray:
             let_go_before(i)
             return inputs.frames(shot.chunks[i], lo, hi)
 
-    return blend_range(windows, chunk, shot.ramp, start, stop)
+    moves = None
+    if shot.align == "flow":
+        def shift(j: int) -> tuple[int, int]:
+            a, b = Alignment.shared(windows, j)
+            before, after = shot.chunks[j - 1], shot.chunks[j]
+
+            def measure() -> tuple[int, int]:  # one frame of each, read alone: the chunks may be long gone
+                return chunk_shift(next(iter(inputs.stream(before, a, a + 1))), next(iter(inputs.stream(after, b, b + 1))))
+
+            if hasattr(inputs, "derived"):  # every segment of the shot adds up the same shifts: measured once
+                return inputs.derived(after, ("chunk shift", inputs.content_key(before), a, b), measure)
+            return measure()
+
+        moves = Alignment(windows, shift)
+    return blend_range(windows, chunk, shot.ramp, start, stop, moves)
 
 
 def shot_frames(source: ShotSource, inputs: Any, start: int, stop: int) -> Iterator[np.ndarray]:

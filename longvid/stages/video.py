@@ -15,9 +15,11 @@ from typing import Any
 
 import numpy as np
 
+from longvid.cache import Latents
 from longvid.families import get_family
 from longvid.seeds import derive_seed
 from longvid.stages.base import Output, StageSpec
+from longvid.stages.decode import DECODERS
 from longvid.stages.pipelines import cpu_generator, cpu_noise, derived, hold, settings_for, to_pil, to_uint8
 from longvid.stitching.blend import blend_chunks
 from longvid.tasks import ChunkParams, Task
@@ -60,9 +62,11 @@ def call_arguments(p: ChunkParams, settings: Mapping[str, Any], seed: int, laten
 
 
 def chunk_spec(family: str) -> StageSpec:
-    return StageSpec(name=f"{family}.chunk", kind="chunk", code_version="1", params=ChunkParams,
-                     inputs=("keyframe", "chunk", "reference"), output="frames", resources={"gpus": 1},
-                     low_memory=LOW_MEMORY)
+    """A family with a decoder here (`stages.decode`) stores its chunks' latents; the others their frames."""
+    return StageSpec(name=f"{family}.chunk", kind="chunk", code_version="2" if family in DECODERS else "1",
+                     params=ChunkParams, inputs=("keyframe", "chunk", "decode", "reference"),
+                     output="latents" if family in DECODERS else "frames", resources={"gpus": 1},
+                     low_memory={"low_memory": LOW_MEMORY})
 
 
 class ChunkStage:
@@ -120,6 +124,9 @@ class ChunkStage:
         open_ended = any(t.kind == t.VAR_KEYWORD for t in takes.values())
         kwargs = {k: v for k, v in call_arguments(p, settings, task.seed, latents).items() if open_ended or k in takes}
         kwargs |= self.arguments(pipe, p, settings, images, strengths, references)
+        if self.family in DECODERS:  # the latents are the output; a decode task makes the frames
+            out = pipe(**kwargs | {"output_type": "latent"})
+            return self.stored(out.frames, p, {"retime_to": self.retime_to(pipe, p, images)})
         out = pipe(**kwargs)
 
         # 5. decode to uint8, as the blend reads them, and check the count; the sound, where the model makes some
@@ -129,6 +136,22 @@ class ChunkStage:
                                f"({p.frames}, {p.height}, {p.width}, 3)")
         sound = self.sound(pipe, p, out)
         return frames if sound is None else Output(frames, audio=sound)
+
+    def stored(self, latents, p: ChunkParams, meta: Mapping[str, Any]) -> Latents:
+        """Latents as stored: float16 when the model ran in half precision (bfloat16 fits in it), else float32;
+        `drop`: the latent frames before the video's (reference images, CogVideoX 1.5's padding)."""
+        import torch
+
+        family = get_family(self.family)
+        half = latents.dtype in (torch.float16, torch.bfloat16)
+        array = latents.detach().to("cpu", torch.float16 if half else torch.float32).numpy()
+        # (a shot's timeline under latent-blend has none: its frames past the shot's are cut after decoding)
+        drop = 0 if p.windows else array.shape[self.frame_axis] - family.latent_frames(p.frames)
+        return Latents(array, {k: v for k, v in {**meta, "drop": drop}.items() if v})
+
+    def retime_to(self, pipe: Any, p: ChunkParams, images: dict[int, np.ndarray]) -> int | None:
+        """How many frames the decoded chunk is retimed onto (`decode.retimed`), when it must be."""
+        return None
 
     def sound(self, pipe: Any, p: ChunkParams, out: Any) -> tuple[np.ndarray, int] | None:
         """The chunk's sound (channels x samples float32, exactly as long as its frames), for a family whose model
@@ -140,11 +163,12 @@ class ChunkStage:
         the last generated frame moves it onto the last used one."""
         return frames
 
-    def co_denoise(self, task: Task, settings: Mapping[str, Any]) -> np.ndarray:
+    def co_denoise(self, task: Task, settings: Mapping[str, Any]) -> np.ndarray | Latents:
         """latent-blend: denoise a shot's overlapping chunks in lockstep, one thread each, and after every step
         replace each latent frame the chunks share by their weighted mean (Gen-L-Video, AnimateDiff context
-        windows). Every chunk keeps its own scheduler; the modules are shared. Returns the shot's frames, the
-        decoded chunks blended over their overlaps."""
+        windows). Every chunk keeps its own scheduler; the modules are shared. Returns the shot's latent timeline
+        (a family with a decoder: one decode task makes the shot's frames from it, so frames the chunks share
+        come out once), else the decoded chunks blended over their overlaps."""
         import copy
         import threading
 
@@ -158,6 +182,7 @@ class ChunkStage:
         for pipe in pipes:
             pipe.set_progress_bar_config(disable=True)
         tc, axis = family.temporal_compression, self.frame_axis
+        latent = self.family in DECODERS
         offsets = [w.start // tc for w in windows]
         # each latent frame weighs its distance to the nearer end of its chunk (a pyramid), so chunk edges yield
         weights = []
@@ -202,8 +227,11 @@ class ChunkStage:
             kwargs = call_arguments(chunk, settings, task.seed + i, self.latents(pipes[i], chunk, task.seed)) | {
                 "callback_on_step_end": step_end(i), "callback_on_step_end_tensor_inputs": ["latents"]}
             kwargs |= self.arguments(pipes[i], chunk, settings, {}, {})
+            if latent:
+                kwargs["output_type"] = "latent"
             try:
-                outputs[i] = to_uint8(pipes[i](**kwargs).frames[0])
+                out = pipes[i](**kwargs).frames
+                outputs[i] = out if latent else to_uint8(out[0])
             except BaseException as exc:  # noqa: BLE001 - re-raised below; the others must not wait forever
                 errors.append(exc)
                 barrier.abort()
@@ -233,7 +261,16 @@ class ChunkStage:
                     setattr(module, method, own)
         if errors:
             raise next((e for e in errors if not isinstance(e, threading.BrokenBarrierError)), errors[0])
-        return np.stack(list(blend_chunks(windows, lambda i: outputs[i], p.ramp)))
+        if not latent:
+            return np.stack(list(blend_chunks(windows, lambda i: outputs[i], p.ramp)))
+        # after the last step's merge the chunks agree on every latent frame they share: laid side by side
+        length = max(o + c.shape[axis] for o, c in zip(offsets, outputs, strict=True))
+        shape = list(outputs[0].shape)
+        shape[axis] = length
+        timeline = outputs[0].new_zeros(shape)
+        for o, c in zip(offsets, outputs, strict=True):
+            timeline.narrow(axis, o, c.shape[axis]).copy_(c)
+        return self.stored(timeline, p, {})
 
     def pipeline_for(self, base: Any, images: dict[int, np.ndarray]) -> Any:
         """The pipeline that runs a chunk with these anchors (the loaded one unless a family says otherwise)."""
@@ -375,14 +412,13 @@ class WanChunk(ChunkStage):
                 kwargs["image_embeds"] = pipe.encode_image([kwargs["image"]] * 2, pipe._execution_device)
         return kwargs
 
-    def finish(self, pipe, p, images, frames):
+    def retime_to(self, pipe, p, images):
         # FLF2V: the last image is the last generated frame, but a legal frame count (4k+1) can be up to 3 frames longer
-        # than the chunk keeps: retimed onto `used` frames (nearest frame, both ends exact), the keyframe lands on
-        # the shot's frame. Frames past `used` are never shown.
+        # than the chunk keeps: retimed onto `used` frames, the keyframe lands on the shot's frame. Frames past
+        # `used` are never shown. VACE puts every anchor at its own index.
         if _last(p, images) is None or p.used >= p.frames or type(pipe).__name__ == "WanVACEPipeline":
-            return frames  # VACE puts every anchor at its own index
-        picks = np.rint(np.arange(p.frames) * (p.frames - 1) / max(p.used - 1, 1)).astype(int)
-        return frames[np.minimum(picks, p.frames - 1)]
+            return None
+        return p.used
 
 
 def _vace(p: ChunkParams, images: dict[int, np.ndarray], references) -> dict[str, Any]:

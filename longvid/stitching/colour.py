@@ -1,14 +1,19 @@
 """Colour in CIE Lab (D65) without OpenCV, and colour anchoring: match a chunk's Lab statistics to a reference.
 
-Generators drift in brightness and colour chunk after chunk; anchoring every chunk of a shot to the shot's keyframe
-(mean and standard deviation per Lab channel, moved part of the way by `strength`) holds the shot's look.
+Generators drift in brightness and colour chunk after chunk; anchoring every chunk of a shot to its keyframes (mean
+and standard deviation per Lab channel, moved part of the way by `strength`) holds the shot's look. A chunk between
+two keyframes is anchored to their statistics interpolated at its position (`at`): a shot that moves on purpose from
+one look to another is followed, not pulled back to its opening.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
+
+from longvid.timing import between
 
 _RGB_TO_XYZ = np.array([[0.4124564, 0.3575761, 0.1804375],
                         [0.2126729, 0.7151522, 0.0721750],
@@ -16,6 +21,7 @@ _RGB_TO_XYZ = np.array([[0.4124564, 0.3575761, 0.1804375],
 _XYZ_TO_RGB = np.linalg.inv(_RGB_TO_XYZ).astype(np.float32)
 _WHITE = np.array([0.95047, 1.0, 1.08883], dtype=np.float32)
 _EPS, _KAPPA = 216 / 24389, 24389 / 27
+MAX_CONTRAST = 1.5  # anchoring scales a chunk's spread by at most this, or its inverse
 
 
 def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
@@ -40,15 +46,34 @@ def lab_to_rgb(lab: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class LabStats:
     mean: np.ndarray  # (3,)
-    std: np.ndarray  # (3,)
+    std: np.ndarray  # (3,): the spread within a frame, pooled over the frames
 
     @classmethod
     def of(cls, frames: np.ndarray) -> LabStats:
-        """The statistics of an image or of a stack of frames, from a grid of about 256 pixels across."""
+        """The statistics of an image or of a stack of frames, from a grid of about 256 pixels across.
+
+        The spread is within each frame, not over the whole stack: a chunk that moves from one look to another
+        has a wide spread over time, and matching that to a keyframe's would flatten its every frame.
+        """
         frames = np.asarray(frames)
         step = max(1, frames.shape[-2] // 256)
-        lab = rgb_to_lab(frames[..., ::step, ::step, :]).reshape(-1, 3)
-        return cls(lab.mean(axis=0), lab.std(axis=0))
+        sample = frames[..., ::step, ::step, :]
+        lab = rgb_to_lab(sample).reshape(-1, sample.shape[-3] * sample.shape[-2], 3)
+        return cls(lab.mean(axis=(0, 1)), np.sqrt(lab.var(axis=1).mean(axis=0)))
+
+
+def at(keyframes: list[tuple[float, LabStats]], frames: Iterable[float]) -> LabStats:
+    """The statistics a run of frames should have: at each frame, linear between the ``(position, stats)``
+    keyframes around it (held beyond the first and the last), averaged over the frames, as a chunk's own statistics
+    are. A chunk that reaches a keyframe halfway through is still partly on its way there."""
+    positions, weights, count = [p for p, _ in keyframes], np.zeros(len(keyframes)), 0
+    for frame in frames:
+        for i, w in between(positions, frame):
+            weights[i] += w
+        count += 1
+    weights /= max(count, 1)
+    return LabStats(sum(w * s.mean for w, (_, s) in zip(weights, keyframes, strict=True)),
+                    sum(w * s.std for w, (_, s) in zip(weights, keyframes, strict=True)))
 
 
 def delta_e(a: np.ndarray, b: np.ndarray) -> float:
@@ -57,11 +82,15 @@ def delta_e(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def anchor_colours(frames: np.ndarray, reference: LabStats, strength: float = 1.0) -> np.ndarray:
-    """`frames` with their Lab mean and standard deviation moved `strength` of the way to `reference`'s."""
+    """`frames` with their Lab mean and standard deviation moved `strength` of the way to `reference`'s (the
+    spread scaled by at most `MAX_CONTRAST`)."""
     if strength <= 0:
         return frames
     own = LabStats.of(frames)
-    scale = 1 + strength * (reference.std / np.maximum(own.std, 1e-3) - 1)
+    # a generator drifts in contrast by tens of percent; a spread further from the reference's is the picture's
+    # own (a title, a shot that moves to another look), and matching it would flatten or harshen every frame
+    ratio = np.clip(reference.std / np.maximum(own.std, 1e-3), 1 / MAX_CONTRAST, MAX_CONTRAST)
+    scale = 1 + strength * (ratio - 1)
     shift = own.mean + strength * (reference.mean - own.mean)
     out = np.empty_like(frames)
     for i, frame in enumerate(frames.reshape(-1, *frames.shape[-3:])):  # a frame at a time: Lab is float32

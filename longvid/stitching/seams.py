@@ -1,13 +1,20 @@
 """Seam QA: measured on the output frames as they are encoded (segment by segment), or from a finished video.
 
+Measured on each shot's own frames, before transitions: where a crossfade mixes two shots, each shot's side of it
+is measured on that shot's frames alone, so a crossfade is never scored as a seam.
+
 Per seam (where a chunk takes over from the one before it): the **seam score**, the mean absolute difference
 between consecutive frames across the seam (every step of its blend, from the outgoing chunk alone to the incoming
-one alone) divided by the median difference between consecutive frames inside the shot's chunks, so 1.0 means the
-seam moves no more than the video does; and the **warp error**, the mean absolute error of warping one frame onto
-the next with optical flow across the seam (OpenCV DIS, when OpenCV is installed; on the first, middle and last
-pairs of the seam during a render), which tells motion from a jump.
-Per chunk: the **colour drift**, the CIE76 delta-E between the chunk's mean Lab colour and its shot's anchor (the
-opening keyframe, else the shot's first frame).
+one alone) divided by the motion around it: the median difference between consecutive frames over the pairs next
+to the seam (as many as the seam has, at least `NEIGHBOURS`, on each side), never less than `MOTION_FLOOR`. 1.0
+means the seam moves no more than the video around it does; a shot that dissolves slowly from one keyframe to
+another is motion, and a near-still shot is measured against the floor, not against its noise. And the **warp
+error**, the mean absolute error of warping one frame onto the next with optical flow across the seam (OpenCV DIS,
+when OpenCV is installed; on the first, middle and last pairs of the seam during a render), which tells motion
+from a jump.
+Per chunk: the **colour drift**, the CIE76 delta-E between the chunk's mean Lab colour and its shot's keyframes
+interpolated over the chunk's frames (`colour.at`), the keyframes the chunk moves between; the shot's first frame
+for a shot without keyframes.
 
 Two halves: a `FrameMeter` turns a run of frames into per-pair and per-frame measures (small: a few numbers a
 frame, kept in each encode segment's cache record); a `SeamReport` turns the measures of the whole timeline into
@@ -24,20 +31,30 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from longvid.stitching.colour import LabStats, delta_e, rgb_to_lab
+from longvid.errors import MissingDependencyError
+from longvid.stitching.colour import LabStats, at, delta_e, rgb_to_lab
+from longvid.stitching.flow import optical_flow, warp
 from longvid.timing import ChunkSpan, chunk_spans
 
 __all__ = ["ChunkSpan", "FrameMeter", "SeamReport", "ShotSpan", "chunk_spans", "layout", "measure", "warp_error"]
 
+# The mean absolute difference between consecutive frames (0-255) that counts as motion at least: a level of change
+# across a frame is invisible, and without a floor a still shot's seams are scored against its noise.
+MOTION_FLOOR = 1.0
+NEIGHBOURS = 8  # pairs on each side of a seam, at least, whose motion is its baseline
+
 
 @dataclass
 class ShotSpan:
-    """A shot on the output timeline, with its chunks and its colour anchor (None: its first frame)."""
+    """A shot on the output timeline, with its chunks, its keyframes' colours as ``(output frame, stats)`` (none:
+    the colour drift is measured against its first frame), and the frames a crossfade mixes with a neighbour in a
+    finished video, which are not measured (a render measures each shot's own frames there)."""
 
     id: str
     frames: range
     chunks: list[ChunkSpan]
-    anchor: LabStats | None = None
+    anchors: list[tuple[float, LabStats]] = field(default_factory=list)
+    mixed: list[range] = field(default_factory=list)
 
 
 def layout(manifest: Mapping) -> list[ShotSpan]:
@@ -50,6 +67,12 @@ def layout(manifest: Mapping) -> list[ShotSpan]:
             windows = [(a, a + used, o) for a, _, used, o in shot["chunks"][0]["windows"]]
         shots.append(ShotSpan(shot["id"], frames, chunk_spans(windows, shot["rendered"][0], shot.get("factor", 1.0),
                                                               frames)))
+    entries = manifest["shots"]
+    for n in range(1, len(shots)):  # a crossfade: from the incoming shot's head handle to the outgoing one's tail
+        crossfade = range(entries[n]["rendered"][0], entries[n - 1]["rendered"][1])
+        if crossfade:
+            shots[n - 1].mixed.append(crossfade)
+            shots[n].mixed.append(crossfade)
     return shots
 
 
@@ -60,16 +83,11 @@ def _small(frame: np.ndarray, width: int = 160) -> np.ndarray:
 
 def warp_error(a: np.ndarray, b: np.ndarray) -> float | None:
     """Mean absolute error (0-255) of `b` against `a` warped onto it by DIS optical flow; None without OpenCV."""
-    try:
-        import cv2
-    except ImportError:
-        return None
     a, b = np.ascontiguousarray(_small(a)), np.ascontiguousarray(_small(b))
-    ga, gb = cv2.cvtColor(a, cv2.COLOR_RGB2GRAY), cv2.cvtColor(b, cv2.COLOR_RGB2GRAY)
-    flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST).calc(gb, ga, None)
-    h, w = gb.shape
-    grid = np.stack(np.meshgrid(np.arange(w), np.arange(h)), axis=-1).astype(np.float32)
-    warped = cv2.remap(a, grid + flow, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    try:
+        warped = warp(a, optical_flow(b, a))
+    except MissingDependencyError:
+        return None
     return float(np.abs(warped.astype(np.float32) - b.astype(np.float32)).mean())
 
 
@@ -95,8 +113,12 @@ class FrameMeter:
         self._previous: np.ndarray | None = None
         self._index = 0
 
-    def add(self, frame: np.ndarray) -> None:
+    def add(self, frame: np.ndarray | Mapping[str, np.ndarray]) -> None:
+        """The next frame; or, where a transition mixes shots, each shot's own frame by shot id, of which the
+        meter measures the one of the shot this position belongs to."""
         j = self._index
+        if isinstance(frame, Mapping):
+            frame = frame[self.owner[j]] if j < len(self.owner) and self.owner[j] in frame else next(iter(frame.values()))
         small = _small(frame)
         if self._previous is not None and j < len(self.owner) and self.owner[j] == self.owner[j - 1]:
             diff = np.abs(small.astype(np.int16) - self._previous).mean()
@@ -145,40 +167,48 @@ class SeamReport:
         for key, values in (("diffs", measures["diffs"]), ("warps", measures["warps"])):
             for t, value in values:
                 s = self._shot(start + t)
-                if s is not None:
+                if s is not None and not self._mixed(s, start + t - 1, start + t):
                     getattr(self._states.setdefault(s, _ShotState()), key)[start + t] = value
         for j, lab in enumerate(measures["labs"]):
             t = start + j
             s = self._shot(t)
-            if s is None:
+            if s is None or self._mixed(s, t):
                 continue
             state, lab = self._states.setdefault(s, _ShotState()), np.asarray(lab, dtype=np.float64)
-            if t == self.shots[s].frames.start:
+            if state.first is None:
                 state.first = lab
             for c in self.shots[s].chunks:
                 if t in c.frames:
                     state.lab_sums[c.index] = state.lab_sums.get(c.index, 0) + lab
                     state.lab_counts[c.index] = state.lab_counts.get(c.index, 0) + 1
 
+    def _mixed(self, s: int, *frames: int) -> bool:
+        return any(t in r for r in self.shots[s].mixed for t in frames)
+
     def _finish(self, s: int) -> None:
         shot, state = self.shots[s], self._states.pop(s, _ShotState())
         self._done = s + 1
         seam_ts = {t for c in shot.chunks for t in c.seam_pairs}
-        inside = [d for t, d in state.diffs.items() if t not in seam_ts]
-        typical = float(np.median(inside)) if inside else None
+        inside = sorted(t for t in state.diffs if t not in seam_ts)
         for c in shot.chunks[1:]:
             pairs = [t for t in c.seam_pairs if t in state.diffs]
             if not pairs:
                 continue
             across = float(np.mean([state.diffs[t] for t in pairs]))
             warps = [state.warps[t] for t in pairs if t in state.warps]
+            n = max(NEIGHBOURS, len(pairs))
+            around = inside[max(0, bisect_right(inside, pairs[0]) - n):bisect_right(inside, pairs[0])] + \
+                inside[bisect_right(inside, pairs[-1]):][:n]
+            motion = max(float(np.median([state.diffs[t] for t in around])), MOTION_FLOOR) if around else None
             self.seams.append({"shot": shot.id, "chunk": c.index, "frames": [pairs[0] - 1, pairs[-1]],
                                "difference": round(across, 3),
-                               "score": round(across / max(typical, 1e-6), 3) if typical is not None else None,
+                               "score": round(across / motion, 3) if motion is not None else None,
                                "warp_error": round(float(np.mean(warps)), 3) if warps else None})
-        anchor = shot.anchor.mean if shot.anchor is not None else state.first
         for c in shot.chunks:
-            if state.lab_counts.get(c.index) and anchor is not None:
+            if not state.lab_counts.get(c.index):
+                continue
+            anchor = at(shot.anchors, c.frames).mean if shot.anchors else state.first
+            if anchor is not None:
                 mean = state.lab_sums[c.index] / state.lab_counts[c.index]
                 self.drifts.append({"shot": shot.id, "chunk": c.index, "colour_drift": round(delta_e(mean, anchor), 3)})
 

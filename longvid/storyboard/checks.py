@@ -21,7 +21,7 @@ from longvid.families import (
     model_problem,
     pipeline_class,
 )
-from longvid.storyboard.schema import CHARACTER_REF, ContinuitySpec, StoryboardSpec
+from longvid.storyboard.schema import CHARACTER_REF, REFINERS, ContinuitySpec, StoryboardSpec
 
 
 def check_semantics(spec: StoryboardSpec) -> list[Problem]:
@@ -138,6 +138,17 @@ def _model_problems(spec: StoryboardSpec) -> list[Problem]:
             problems.append(Problem(f"{keyframes.model} loads as {cls}, which {takes}; IP-Adapters work with "
                                     f"{', '.join(c for c, w in KEYFRAME_PIPELINES.items() if w == 'ip-adapter')}. "
                                     f"Remove ip_adapter or use one of those", ("models", "keyframes", "ip_adapter")))
+    refine = spec.models.refine
+    if refine and family.name not in REFINERS:
+        problems.append(Problem(f"models.refine: the {family.name} family has no refine pass here yet; it works with "
+                                f"{', '.join(REFINERS)}", ("models", "refine")))
+    if refine and family.name == "ltx" and (refine.upsampler is None or refine.scale != 2):
+        problems.append(Problem("models.refine: LTX refines through its latent upsampler, which doubles each side: "
+                                "set `upsampler` (e.g. Lightricks/ltxv-spatial-upscaler-0.9.7) and `scale: 2`",
+                                ("models", "refine")))
+    if refine and refine.upsampler and family.name != "ltx":
+        problems.append(Problem(f"models.refine.upsampler is for LTX; the {family.name} family refines video to "
+                                f"video", ("models", "refine", "upsampler")))
     if family.name == "preview":
         return problems
     if not video.model:

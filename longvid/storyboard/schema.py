@@ -68,6 +68,10 @@ class ContinuitySpec(_Spec):
         "diffusion-forcing video-to-video pipeline.")
     overlap: int = Field(8, ge=0, description="Frames shared by consecutive chunks.")
     ramp: Literal["linear", "cosine", "pyramid"] = "cosine"
+    align: Literal["flow", "none"] = Field(
+        "flow", description="flow: before the ramp mixes two overlapping chunks, optical flow aligns them, so chunks "
+        "a few pixels apart do not ghost (needs OpenCV; the preview, whose chunks agree, skips it); none: the ramp "
+        "alone.")
     noise: Literal["repeat", "shuffle"] = Field(
         "repeat", description="shared-noise: later chunks reuse the first chunk's noise frames in order, or "
         "shuffled within each window (FreeNoise).")
@@ -77,7 +81,7 @@ class ContinuitySpec(_Spec):
     prefix_noise: float = Field(0.0, ge=0, le=1, description="prefix: Gaussian noise added to them, as a fraction "
                                                             "of the pixel range (0.03 is light).")
     colour_anchor: float = Field(0.0, ge=0, le=1, description="Match each chunk's Lab mean and spread to the "
-                                                             "shot's opening keyframe, this much (0: off).")
+                                 "shot's keyframes around it, interpolated at its middle, this much (0: off).")
     addnoise_condition: float = Field(20.0, ge=0, le=100, description="diffusion-forcing: noise added to the "
                                       "frames a chunk continues, so it does not copy their artefacts (SkyReels "
                                       "recommends 20, at most 50).")
@@ -139,8 +143,10 @@ class PipelineOptions(_Spec):
     guidance: float | None = Field(None, ge=0, le=50, description="guidance_scale; default per model.")
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
         "auto", description="auto: bfloat16 on CUDA, float32 on the CPU.")
-    offload: Literal["none", "model", "sequential"] = Field(
-        "none", description="CPU offload: whole models (some slowdown) or layer by layer (slow, least memory).")
+    offload: Literal["auto", "none", "model", "sequential"] = Field(
+        "auto", description="CPU offload: whole models (some slowdown) or layer by layer (slow, least memory); auto: "
+                            "the least that fits the device's memory (`--device-memory`), with VAE tiling and "
+                            "slicing where the decode needs them.")
     vae_tiling: bool = False
     vae_slicing: bool = False
     attention: Literal["sdpa", "xformers"] = Field("sdpa", description="xformers needs CUDA and longvid[xformers].")
@@ -225,10 +231,28 @@ class QASpec(_Spec):
         "seed. What a good score is depends on the model."))
 
 
+class RefineSpec(_Spec):
+    """Draft, then refine: chunks are generated at 1/`scale` of the storyboard's size (the draft, which
+    ``longvid render --draft`` stops after), then upscaled and re-denoised at full size, video to video."""
+
+    model: str | None = Field(None, description="Hub id or folder of the refine model (default: the video model).")
+    scale: float = Field(2.0, gt=1, le=4, description="The draft is this many times smaller on each side.")
+    strength: float = Field(0.5, gt=0, le=1, description="How much of the upscaled draft is re-denoised.")
+    steps: int | None = Field(None, ge=1, le=1000, description="Of the refine pass (default: the video model's).")
+    upsampler: str | None = Field(None, description="ltx: hub id or folder of its latent upsampler (e.g. "
+                                                    "Lightricks/ltxv-spatial-upscaler-0.9.7); it doubles each side.")
+
+
+REFINERS = {"preview": "upscaled (no model)", "wan": "WanVideoToVideoPipeline",
+            "cogvideox": "CogVideoXVideoToVideoPipeline",
+            "ltx": "LTXLatentUpsamplePipeline, then LTXConditionPipeline"}  # how each family refines
+
+
 class ModelsSpec(_Spec):
     keyframes: KeyframeModelSpec = Field(default_factory=KeyframeModelSpec)
     video: VideoModelSpec = Field(default_factory=VideoModelSpec)
     interpolation: InterpolationSpec = Field(default_factory=InterpolationSpec)
+    refine: RefineSpec | None = Field(None, description="Draft at a fraction of the size, then refine at full size.")
 
 
 class EntityLora(_Spec):
@@ -328,6 +352,17 @@ class StoryboardSpec(_Spec):
             video = self.models.video
             self._checkpoint = checkpoint(get_family(video.family), video.model, self.base_dir)
         return self._checkpoint
+
+    @property
+    def draft_size(self) -> tuple[int, int]:
+        """(width, height) of the chunks: the storyboard's, or with `models.refine` 1/scale of it, in the video
+        model's size multiple."""
+        refine = self.models.refine
+        if refine is None:
+            return self.width, self.height
+        multiple = self.video_checkpoint().size_multiple if self.models.video.model else 16
+        return tuple(max(multiple, round(side / refine.scale / multiple) * multiple)
+                     for side in (self.width, self.height))
 
     def video_abilities(self) -> tuple[frozenset[str], str | None]:
         """What the video model can be conditioned on, and the pipeline class that says so (None: assumed)."""

@@ -11,6 +11,25 @@ import pytest
 from tests.conftest import write
 
 
+def frames_key(chunk: dict) -> str:
+    """The cache key of a manifest chunk's frames: its decode's, for a family whose chunks store latents."""
+    return (chunk.get("decode") or chunk)["cache_key"]
+
+
+def decode(latents, family: str, path: str, size: tuple[int, int], frames: int):
+    """`latents` (`cache.Latents`) through the decode stage, as a render's decode task runs it."""
+    from longvid.stages import get_stage
+    from longvid.tasks import DecodeParams, Task
+
+    class Stored(dict):
+        def latents(self, task_id):
+            return self[task_id]
+
+    params = DecodeParams(family=family, latents="chunk:s:0", path=path, width=size[0], height=size[1], frames=frames)
+    task = Task("decode:s:0", "decode", "decode", "s", 0, None, (0, frames), "shot-base", path, params, ("chunk:s:0",))
+    return get_stage("decode")(task, Stored({"chunk:s:0": latents}))
+
+
 def calls_to(monkeypatch, cls) -> list[dict]:
     """The keyword arguments of every call to pipeline class `cls` for the rest of the test, in order."""
     calls: list[dict] = []

@@ -14,11 +14,10 @@ import pytest
 pytest.importorskip("diffusers", reason="needs the [diffusers] extra")
 
 import longvid  # noqa: E402
-from longvid.cache import ArtifactStore  # noqa: E402
-from longvid.stages.pipelines import to_uint8  # noqa: E402
+from longvid.cache import ArtifactStore, Latents  # noqa: E402
 from longvid.timing import FrameRule  # noqa: E402
 from tests.conftest import probe, run_cli, write  # noqa: E402
-from tests.stages.conftest import storyboard  # noqa: E402
+from tests.stages.conftest import decode, frames_key, storyboard  # noqa: E402
 
 # family case: (pipeline kind, video settings, fps, keyframe model kind, keyframes per shot)
 CASES = {
@@ -66,7 +65,8 @@ def test_a_three_shot_storyboard_renders_through_each_family(case, tiny, tmp_pat
         assert all([a["task"].split(":")[0] for a in c["anchors"]] == ["keyframe", "keyframe"] for c in chunks)
     if case in ("wan-i2v", "ltx-t2v"):  # chained: chunk 1 starts on chunk 0's frame at its own start
         second = manifest["shots"][0]["chunks"][1]
-        assert second["anchors"][0] == {"task": "chunk:s0:0", "frame": second["window"][0], "index": 0}
+        previous = "decode:s0:0" if case == "wan-i2v" else "chunk:s0:0"  # Wan's chunk frames are its decode's
+        assert second["anchors"][0] == {"task": previous, "frame": second["window"][0], "index": 0}
 
 
 @pytest.mark.parametrize("kind", ["wan-i2v", "wan-flf2v"])
@@ -96,10 +96,12 @@ def test_the_conditioning_images_reach_the_pipeline(kind, tiny, tmp_path, monkey
         # 16 frames kept of 17 generated: the last generated frame (the end keyframe's) is the shot's last frame
         (chunk,) = shot["chunks"]
         assert (chunk["frames"], chunk["used"]) == (17, 16)
-        generated, kept = to_uint8(made[0].frames[0]), store.load(chunk["cache_key"])
+        # decoded as generated (17 frames), not retimed
+        generated = decode(Latents(store.latents(chunk["cache_key"]).array), "wan", str(tiny(kind)), (64, 64), 17)
+        kept = store.load(frames_key(chunk))
         assert np.array_equal(kept[15], generated[16]) and np.array_equal(kept[0], generated[0])
     else:  # chunk 0 starts on the keyframe; chunk 1 continues from chunk 0's frame at its own start
-        first_chunk = store.load(shot["chunks"][0]["cache_key"])
+        first_chunk = store.load(frames_key(shot["chunks"][0]))
         start = shot["chunks"][1]["window"][0]
         assert len(seen) == 2 and not any("last_image" in call for call in seen)
         assert np.array_equal(seen[0]["image"], keyframes[0])

