@@ -108,7 +108,7 @@ class Preset(str, Enum):
 
 
 LABELS = {"reference": "references", "keyframe": "keyframes", "chunk": "chunks", "interpolate": "interpolation",
-          "encode": "encoding", "audio": "sound", "concat": "joining", "identity": "identity QA"}
+          "encode": "encoding", "audio": "sound", "mix": "mixing sound", "concat": "joining", "identity": "identity QA"}
 
 
 class Messages:

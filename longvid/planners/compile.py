@@ -11,7 +11,8 @@
       (or the chunk) it is anchored on, so chunks anchored on keyframes run in parallel;
    c. `interpolate_task`: when the base rate is below the output rate.
 4. `encode_tasks`: the output cut into H.264 segments (`planners.segments`), each built from the shots it shows.
-5. `concat_task`: the segments joined into the MP4.
+5. `audio_task` (a model's own sound, LTX-2) and `mix_task` (the storyboard's soundtrack), then `concat_task`: the
+   segments joined into the MP4 with the sound track.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from longvid.tasks import (
     IPAdapter,
     KeyframeLabel,
     KeyframeParams,
+    MixParams,
     Piece,
     Pipeline,
     PreviewChunkParams,
@@ -54,6 +56,8 @@ from longvid.tasks import (
     ShotFrames,
     ShotSound,
     ShotSource,
+    SoundFile,
+    SoundSource,
     Task,
     TimedKeyframe,
 )
@@ -66,6 +70,7 @@ class Output:
     crf: int = 18
     preset: str = "medium"
     path: str | None = None
+    audio: bool = True  # False: a silent video (`--no-audio`)
 
 
 @dataclass(frozen=True)
@@ -166,9 +171,11 @@ def compile_storyboard(spec: StoryboardSpec, reseed: Mapping[str, int] | None = 
     tasks += identity_tasks(spec, shots, tasks)
     encodes = encode_tasks(spec, shots, output)
     tasks += encodes
-    sound = audio_task(spec, models, shots, encodes)
+    sound = audio_task(spec, models, shots, encodes) if output.audio else None
     tasks += [sound] if sound else []
-    tasks.append(concat_task(spec, encodes, output, sound))
+    mix = mix_task(spec, shots, sound) if output.audio else None
+    tasks += [mix] if mix else []
+    tasks.append(concat_task(spec, encodes, output, mix or sound))
     return RenderPlan(spec, RenderGraph(tasks), shots, models, [t.id for t in encodes], output, notes)
 
 
@@ -597,6 +604,51 @@ def audio_task(spec: StoryboardSpec, models: ModelPlan, shots: list[ShotPlan], e
                 tuple(params.reads()))
 
 
+def mix_task(spec: StoryboardSpec, shots: list[ShotPlan], sound: Task | None) -> Task | None:
+    """Step 5b, for a storyboard with sound of its own: the soundtrack, every source placed in samples on the
+    timeline. A shot's sound starts on its first rendered frame and crossfades over the same frames as its picture;
+    a voice line starts `at` seconds after its shot's cut; the music runs under the whole video. The model's own
+    sound (LTX-2), where there is one, is one more source."""
+    if not spec.has_sound:
+        return None
+    audio = spec.audio
+    rate = audio.sample_rate
+
+    def sample(frame: int) -> int:  # frame boundaries land on whole samples, the same ones everywhere
+        return round(frame * rate / spec.fps)
+
+    total = sample(spec.total_frames)
+    sources: list[SoundSource] = []
+    if sound is not None:
+        sources.append(SoundSource(name="video", role="video", task=sound.id, start=0, span=total))
+    if audio.music is not None:
+        m = audio.music
+        sources.append(SoundSource(name="music", role="music", file=_sound_file(spec, m.file), start=0, span=total,
+                                   gain_db=m.gain_db, fade_in=round(m.fade_in * rate), fade_out=round(m.fade_out * rate),
+                                   loop=m.loop))
+    for k, sp in enumerate(shots):
+        t, shot = sp.timing, sp.shot
+        if shot.sound is not None:
+            first, last = sample(t.render_start), sample(t.render_end)
+            before = shots[k - 1].timing if k and t.head else None  # a crossfade in: over [render_start, end+tail)
+            after = shots[k + 1].timing if k + 1 < len(shots) and t.tail else None
+            sources.append(SoundSource(
+                name=f"sound:{shot.shot_id}", role="sound", file=_sound_file(spec, shot.sound.file), start=first,
+                span=last - first, gain_db=shot.sound.gain_db, fade_in=round(shot.sound.fade_in * rate),
+                fade_out=round(shot.sound.fade_out * rate), loop=shot.sound.loop,
+                xfade_in=sample(before.render_end) - first if before else 0,
+                xfade_out=last - sample(after.render_start) if after else 0))
+        for i, line in enumerate(shot.voice):
+            start = sample(t.start) + round(line.at * rate)
+            sources.append(SoundSource(name=f"voice:{shot.shot_id}:{i}", role="voice", file=_sound_file(spec, line.file),
+                                       start=start, span=total - start, gain_db=line.gain_db))
+    clicks = [sample(sp.timing.start) for sp in shots[1:]] if audio.preview_clicks else []
+    params = MixParams(rate=rate, samples=total, loudness=audio.loudness, duck_db=audio.duck_db, clicks=clicks,
+                       sources=sources)
+    return Task("mix", "mix", "mix", None, 0, None, (0, spec.total_frames), "output", None, params,
+                tuple(params.reads()))
+
+
 def concat_task(spec: StoryboardSpec, encodes: list[Task], output: Output, sound: Task | None = None) -> Task:
     """Step 5: the segments joined into the MP4 by stream copy, with the sound track where there is one."""
     params = ConcatParams(segments=[t.id for t in encodes], frames=spec.total_frames, fps=spec.fps,
@@ -615,6 +667,22 @@ def _negative(spec: StoryboardSpec, shot: ShotSpec) -> str:
 def _full_prompt(spec: StoryboardSpec, prompt: str) -> str:
     text = spec.expand(prompt)
     return f"{text}, {spec.style}" if spec.style else text
+
+
+def _sound_file(spec: StoryboardSpec, file: str | None) -> SoundFile:
+    # as for images: the content decides the mix, so a moved file keeps its cache entry
+    if file is None:
+        raise StoryboardError([Problem("generated sound is not available in this version of longvid: give a `file`")])
+    path = (spec.base_dir / file).resolve()
+    return SoundFile(path=str(path), sha256=_sha256(path))
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _image(spec: StoryboardSpec, image: str | None) -> ImageFile | None:

@@ -25,6 +25,7 @@ _REGISTRY = {
     "ltx2.chunk": ("longvid.stages.video", "LTX2Chunk"),
     "identity": ("longvid.stages.identity", "IdentityQA"),
     "audio": ("longvid.stages.audio", "AudioMix"),
+    "mix": ("longvid.stages.soundtrack", "Soundtrack"),
     "encode": ("longvid.stages.encode", "Encode"),
     "concat": ("longvid.stages.encode", "Concat"),
 }
