@@ -19,7 +19,7 @@ from typing import Annotated
 import typer
 
 from longvid._version import __version__
-from longvid.errors import LongvidError, PlanError, StoryboardError, UserError
+from longvid.errors import LongvidError, OutputPathError, PlanError, StoryboardError, UserError
 
 app = typer.Typer(
     add_completion=False,
@@ -254,7 +254,6 @@ def render(
                                                     ".wav file (instead of -o).", show_default=False)] = None,
 ) -> None:
     """Render STORYBOARD to an MP4, with OUT.manifest.json beside it. Finished work is cached and never redone."""
-    from longvid.errors import OutputPathError
     from longvid.execution.events import JsonLinesLog, fan_out
     from longvid.execution.pools import resolve_devices
     from longvid.manifest import manifest_path
