@@ -110,4 +110,11 @@ def soundtrack(keys: dict[str, str], store: ArtifactStore, run_info) -> dict:
     return run_info("mix") | {"task": "mix", "codec": "aac", "rate": record.get("rate"),
                               "channels": record.get("channels"), "samples": record.get("samples"),
                               "sources": record.get("sources"), "loudness": record.get("loudness"),
-                              "clicks": record.get("clicks")}
+                              "clicks": record.get("clicks"),
+                              "generated": [{"task": t} | run_info(t) | _sections(store, keys[t])
+                                            for t in keys if t.startswith(("sound:", "music"))]}
+
+
+def _sections(store: ArtifactStore, key: str) -> dict:
+    record = store.record(key) or {}
+    return {"rate": record.get("rate"), "samples": record.get("samples"), "sections": record.get("sections")}

@@ -369,6 +369,27 @@ class AudioParams(Params):
         return list(dict.fromkeys(c for shot in self.shots for c in shot.blend.chunks))
 
 
+class SoundParams(Params):
+    """A generated sound: a shot's effects (a text-to-audio pipeline) or the music bed (ACE-Step), `seconds` long.
+
+    A piece longer than the model's maximum is generated in sections joined by crossfades; section i draws its
+    noise from ``derive_seed(base_seed, owner, role, i)`` (section 0's is the task's seed).
+    """
+
+    role: Literal["sound", "music"]
+    owner: str = Field(description="The shot id (a shot's sound), or `music`.")
+    base_seed: int = Field(ge=0)
+    prompt: str = Field(min_length=1)
+    negative_prompt: str = ""
+    seconds: float = Field(gt=0)
+    lyrics: str | None = None
+    bpm: int | None = None
+    pipeline: Pipeline
+    pipeline_class: str | None = Field(None, description="A diffusers class; default: AutoPipelineForText2Audio for "
+                                                         "effects, the folder's own class for music.")
+    low_memory: dict[str, Any] = Field(default_factory=dict)
+
+
 class SoundFile(Params):
     """A user's sound file: its content decides the mix, its path only where to read it."""
 

@@ -57,10 +57,13 @@ from longvid.tasks import (
     ShotSound,
     ShotSource,
     SoundFile,
+    SoundParams,
     SoundSource,
     Task,
     TimedKeyframe,
 )
+
+AUDIO_STEPS, AUDIO_GUIDANCE = 50, 7.0  # a `prompt` sound's defaults, where the storyboard sets none
 
 
 @dataclass(frozen=True)
@@ -173,9 +176,9 @@ def compile_storyboard(spec: StoryboardSpec, reseed: Mapping[str, int] | None = 
     tasks += encodes
     sound = audio_task(spec, models, shots, encodes) if output.audio else None
     tasks += [sound] if sound else []
-    mix = mix_task(spec, shots, sound) if output.audio else None
-    tasks += [mix] if mix else []
-    tasks.append(concat_task(spec, encodes, output, mix or sound))
+    mix = mix_tasks(spec, shots, sound) if output.audio else []
+    tasks += mix
+    tasks.append(concat_task(spec, encodes, output, mix[-1] if mix else sound))
     return RenderPlan(spec, RenderGraph(tasks), shots, models, [t.id for t in encodes], output, notes)
 
 
@@ -244,7 +247,7 @@ def _pipeline(spec: StoryboardSpec, options: PipelineOptions, steps: int, guidan
     if not options.model:
         return None
     folder = local_model_dir(options.model, spec.base_dir)
-    settings = options.model_dump(mode="json", exclude={"model", "family", "chunk_frames", "motion_adapter", "backend",
+    settings = options.model_dump(mode="json", exclude={"model", "family", "chunk_frames", "motion_adapter", "backend", "pipeline",
                                                          "ip_adapter"})
     return Pipeline.model_validate(settings | {
         "steps": options.steps or steps, "guidance": options.guidance if options.guidance is not None else guidance,
@@ -604,14 +607,31 @@ def audio_task(spec: StoryboardSpec, models: ModelPlan, shots: list[ShotPlan], e
                 tuple(params.reads()))
 
 
-def mix_task(spec: StoryboardSpec, shots: list[ShotPlan], sound: Task | None) -> Task | None:
-    """Step 5b, for a storyboard with sound of its own: the soundtrack, every source placed in samples on the
-    timeline. A shot's sound starts on its first rendered frame and crossfades over the same frames as its picture;
-    a voice line starts `at` seconds after its shot's cut; the music runs under the whole video. The model's own
-    sound (LTX-2), where there is one, is one more source."""
+def mix_tasks(spec: StoryboardSpec, shots: list[ShotPlan], sound: Task | None) -> list[Task]:
+    """Step 5b, for a storyboard with sound of its own: a task per `prompt` sound, then the soundtrack (`mix`, last),
+    every source placed in samples on the timeline. A shot's sound starts on its first rendered frame and crossfades
+    over the same frames as its picture; a voice line starts `at` seconds after its shot's cut; the music runs under
+    the whole video. The model's own sound (LTX-2), where there is one, is one more source."""
     if not spec.has_sound:
-        return None
+        return []
     audio = spec.audio
+    generated: list[Task] = []
+
+    def origin(role: str, owner: str, s, seconds: float) -> dict:
+        """Where a sound comes from: its file, or a task that generates it (added to `generated`)."""
+        if s.file is not None:
+            return {"file": _sound_file(spec, s.file)}
+        options = spec.models.audio if role == "sound" else spec.models.music
+        task_id = f"sound:{owner}" if role == "sound" else "music"
+        params = SoundParams(role=role, owner=owner, base_seed=spec.seed, prompt=spec.expand(s.prompt),
+                             negative_prompt=spec.negative_prompt, seconds=seconds,
+                             lyrics=getattr(s, "lyrics", None), bpm=getattr(s, "bpm", None),
+                             pipeline=_pipeline(spec, options, AUDIO_STEPS, AUDIO_GUIDANCE),
+                             pipeline_class=options.pipeline)
+        generated.append(Task(task_id, "sound", "diffusers.sound", owner if role == "sound" else None, 0,
+                              derive_seed(spec.seed, owner, role, 0), (0, 1), "output", options.model, params))
+        return {"task": task_id}
+
     rate = audio.sample_rate
 
     def sample(frame: int) -> int:  # frame boundaries land on whole samples, the same ones everywhere
@@ -623,17 +643,19 @@ def mix_task(spec: StoryboardSpec, shots: list[ShotPlan], sound: Task | None) ->
         sources.append(SoundSource(name="video", role="video", task=sound.id, start=0, span=total))
     if audio.music is not None:
         m = audio.music
-        sources.append(SoundSource(name="music", role="music", file=_sound_file(spec, m.file), start=0, span=total,
+        sources.append(SoundSource(name="music", role="music", **origin("music", "music", m, total / rate),
+                                   start=0, span=total,
                                    gain_db=m.gain_db, fade_in=round(m.fade_in * rate), fade_out=round(m.fade_out * rate),
                                    loop=m.loop))
     for k, sp in enumerate(shots):
         t, shot = sp.timing, sp.shot
         if shot.sound is not None:
             first, last = sample(t.render_start), sample(t.render_end)
+            where = origin("sound", shot.shot_id, shot.sound, (last - first) / rate)
             before = shots[k - 1].timing if k and t.head else None  # a crossfade in: over [render_start, end+tail)
             after = shots[k + 1].timing if k + 1 < len(shots) and t.tail else None
             sources.append(SoundSource(
-                name=f"sound:{shot.shot_id}", role="sound", file=_sound_file(spec, shot.sound.file), start=first,
+                name=f"sound:{shot.shot_id}", role="sound", **where, start=first,
                 span=last - first, gain_db=shot.sound.gain_db, fade_in=round(shot.sound.fade_in * rate),
                 fade_out=round(shot.sound.fade_out * rate), loop=shot.sound.loop,
                 xfade_in=sample(before.render_end) - first if before else 0,
@@ -645,8 +667,8 @@ def mix_task(spec: StoryboardSpec, shots: list[ShotPlan], sound: Task | None) ->
     clicks = [sample(sp.timing.start) for sp in shots[1:]] if audio.preview_clicks else []
     params = MixParams(rate=rate, samples=total, loudness=audio.loudness, duck_db=audio.duck_db, clicks=clicks,
                        sources=sources)
-    return Task("mix", "mix", "mix", None, 0, None, (0, spec.total_frames), "output", None, params,
-                tuple(params.reads()))
+    return [*generated, Task("mix", "mix", "mix", None, 0, None, (0, spec.total_frames), "output", None, params,
+                             tuple(params.reads()))]
 
 
 def concat_task(spec: StoryboardSpec, encodes: list[Task], output: Output, sound: Task | None = None) -> Task:
@@ -669,10 +691,8 @@ def _full_prompt(spec: StoryboardSpec, prompt: str) -> str:
     return f"{text}, {spec.style}" if spec.style else text
 
 
-def _sound_file(spec: StoryboardSpec, file: str | None) -> SoundFile:
+def _sound_file(spec: StoryboardSpec, file: str) -> SoundFile:
     # as for images: the content decides the mix, so a moved file keeps its cache entry
-    if file is None:
-        raise StoryboardError([Problem("generated sound is not available in this version of longvid: give a `file`")])
     path = (spec.base_dir / file).resolve()
     return SoundFile(path=str(path), sha256=_sha256(path))
 

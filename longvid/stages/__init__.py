@@ -26,6 +26,7 @@ _REGISTRY = {
     "identity": ("longvid.stages.identity", "IdentityQA"),
     "audio": ("longvid.stages.audio", "AudioMix"),
     "mix": ("longvid.stages.soundtrack", "Soundtrack"),
+    "diffusers.sound": ("longvid.stages.sound", "GeneratedSound"),
     "encode": ("longvid.stages.encode", "Encode"),
     "concat": ("longvid.stages.encode", "Concat"),
 }

@@ -19,7 +19,7 @@ from longvid.tasks import MixParams, Task
 class Soundtrack:
     """The soundtrack, as a FLAC file exactly as long as the video."""
 
-    spec = StageSpec(name="mix", kind="mix", code_version="1", params=MixParams, inputs=("audio",), output="audio")
+    spec = StageSpec(name="mix", kind="mix", code_version="1", params=MixParams, inputs=("audio", "sound"), output="audio")
 
     def __call__(self, task: Task, inputs: Any) -> Output:
         p: MixParams = task.params

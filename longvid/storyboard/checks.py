@@ -135,12 +135,9 @@ def _sound_problems(spec: StoryboardSpec) -> list[Problem]:
             return None
 
     def prompt_model(where: tuple, role: str) -> None:
-        if getattr(spec.models, role) is None:
+        if getattr(spec.models, role) is None or not getattr(spec.models, role).model:
             problems.append(Problem(f"a `prompt` sound needs an audio model: set models.{role}.model (a hub id or a "
                                     f"diffusers folder), or give a `file`", where))
-        else:
-            problems.append(Problem("generated sound is not available in this version of longvid: give a `file`",
-                                    where))
 
     music = spec.audio.music
     if music is not None:

@@ -1,0 +1,111 @@
+"""Generated sound: a shot's effects or ambience from a text-to-audio pipeline (Stable Audio, Stable Audio 3,
+AudioLDM2, through `AutoPipelineForText2Audio` or a chosen class), and the music bed from ACE-Step (prompt, lyrics,
+bpm). Each is one `sound` task, stored as FLAC at the model's rate; the mix places it like a file.
+
+A piece longer than the model's maximum is generated in sections that overlap by `SECTION_OVERLAP` seconds and are
+joined by linear crossfades; each section has its own seed from the seeding rule, so a section is the same whatever
+the device.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from longvid.seeds import derive_seed
+from longvid.stages.audio import _write_flac
+from longvid.stages.base import Output, StageSpec
+from longvid.stages.pipelines import cpu_generator, hold, settings_for
+from longvid.tasks import SoundParams, Task
+
+SECTION_OVERLAP = 1.0  # seconds, at most a quarter of a section
+
+
+def _loader(p: SoundParams):
+    def load(path: str, dtype):
+        import diffusers
+
+        if p.pipeline_class:
+            cls = getattr(diffusers, p.pipeline_class, None)
+            if cls is None or not hasattr(cls, "from_pretrained"):
+                raise ValueError(f"`pipeline` ({p.pipeline_class!r}) is not a diffusers pipeline class")
+        else:
+            cls = diffusers.AutoPipelineForText2Audio if p.role == "sound" else diffusers.DiffusionPipeline
+        return cls.from_pretrained(path, dtype=dtype)
+
+    return load
+
+
+def max_seconds(pipe: Any) -> float | None:
+    """The longest piece the pipeline makes in one go (None: no limit it states)."""
+    transformer, vae = getattr(pipe, "transformer", None), getattr(pipe, "vae", None)
+    if type(pipe).__name__.startswith("StableAudio") and transformer is not None:
+        return transformer.config.sample_size * vae.hop_length / vae.config.sampling_rate
+    return None
+
+
+def generate(pipe: Any, p: SoundParams, seconds: float, seed: int) -> tuple[np.ndarray, int]:
+    """One section: (channels x samples float32, rate), asked of the pipeline in its own argument names."""
+    name = type(pipe).__name__
+    common = {"num_inference_steps": p.pipeline.steps, "guidance_scale": p.pipeline.guidance,
+              "generator": cpu_generator(seed)}
+    if name.startswith("AceStep"):
+        out = pipe(prompt=p.prompt, lyrics=p.lyrics or "", audio_duration=seconds, bpm=p.bpm, output_type="np",
+                   **common)
+        rate = pipe.sample_rate
+    elif hasattr(pipe, "vocoder"):  # AudioLDM2: a mel spectrogram through a vocoder
+        out = pipe(prompt=p.prompt, negative_prompt=p.negative_prompt or None, audio_length_in_s=seconds,
+                   output_type="np", **common)
+        rate = pipe.vocoder.config.sampling_rate
+    else:  # Stable Audio and its kin
+        out = pipe(prompt=p.prompt, negative_prompt=p.negative_prompt or None, audio_end_in_s=seconds,
+                   output_type="np", **common)
+        rate = pipe.vae.config.sampling_rate
+    audio = np.asarray(out.audios[0], dtype=np.float32)
+    return (audio[None] if audio.ndim == 1 else audio), int(rate)
+
+
+class GeneratedSound:
+    """A `prompt` sound, generated and stored as FLAC."""
+
+    spec = StageSpec(name="diffusers.sound", kind="sound", code_version="1", params=SoundParams, output="audio",
+                     resources={"gpus": 1}, low_memory={"offload": "model"})
+
+    def __call__(self, task: Task, inputs: Mapping[str, Any]) -> Output:
+        # 1. load the pipeline (kept while tasks for it remain)
+        p: SoundParams = task.params
+        pipe = hold(settings_for(p), _loader(p))
+
+        # 2. the sections: one, or as many as the model's maximum length asks, overlapping for their crossfades
+        longest = max_seconds(pipe)
+        if longest is None or p.seconds <= longest:
+            spans = [p.seconds]
+            overlap = 0.0
+        else:
+            overlap = min(SECTION_OVERLAP, longest / 4)
+            count = math.ceil((p.seconds - overlap) / (longest - overlap))
+            spans = [min(longest, p.seconds - i * (longest - overlap)) for i in range(count)]
+
+        # 3. generate each from its own seed, and join them with linear crossfades
+        track, rate = None, None
+        for i, seconds in enumerate(spans):
+            seed = task.seed if i == 0 else derive_seed(p.base_seed, p.owner, p.role, i)
+            part, rate = generate(pipe, p, seconds, seed)
+            if track is None:
+                track = part
+                continue
+            n = min(round(overlap * rate), track.shape[1], part.shape[1])
+            if part.shape[0] != track.shape[0]:
+                part = np.broadcast_to(part, track.shape[:1] + part.shape[1:])
+            fade = (np.arange(n) + 0.5) / n
+            joined = track[:, track.shape[1] - n:] * (1 - fade) + part[:, :n] * fade
+            track = np.concatenate([track[:, :track.shape[1] - n], joined, part[:, n:]], axis=1)
+
+        # 4. stored as FLAC at the model's rate
+        path = inputs.scratch(".flac")
+        _write_flac(path, np.clip(track, -1, 1), rate)
+        return Output(path, {"rate": rate, "channels": int(track.shape[0]), "samples": int(track.shape[1]),
+                             "sections": len(spans)})
