@@ -25,12 +25,15 @@ class Soundtrack:
         p: MixParams = task.params
         folder = Path(tempfile.mkdtemp(prefix="longvid-mix-"))
         try:
-            # 1. every source decoded to raw float at the mix's rate, streamed to disk
-            placed = []
-            for i, source in enumerate(p.sources):
-                path = source.file.path if source.file else inputs.path(source.task)
-                raw = folder / f"{i}.f32"
-                placed.append(Placed(source, raw=raw, length=decode_to(path, raw, p.rate, p.channels)))
+            # 1. every sound decoded once (a file under many shots too) to raw float at the mix's rate, on disk
+            placed, decoded = [], {}
+            for source in p.sources:
+                what = source.file.sha256 if source.file else source.task
+                if what not in decoded:
+                    raw = folder / f"{len(decoded)}.f32"
+                    path = source.file.path if source.file else inputs.path(source.task)
+                    decoded[what] = (raw, decode_to(path, raw, p.rate, p.channels))
+                placed.append(Placed(source, *decoded[what]))
 
             # 2. the mix, block by block, to one raw file
             mixed = folder / "mix.f32"
