@@ -387,6 +387,7 @@ class SoundParams(Params):
     pipeline: Pipeline
     pipeline_class: str | None = Field(None, description="A diffusers class; default: AutoPipelineForText2Audio for "
                                                          "effects, the folder's own class for music.")
+    max_seconds: float | None = Field(None, gt=0, description="The longest section (default: the model's limit).")
     low_memory: dict[str, Any] = Field(default_factory=dict)
 
 

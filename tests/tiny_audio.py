@@ -37,3 +37,39 @@ def make_stable_audio():
                                             min_value=0, max_value=32)
     return StableAudioPipeline(transformer=transformer, scheduler=scheduler, vae=vae, text_encoder=text_encoder,
                                tokenizer=t5_tokenizer(), projection_model=projection)
+
+
+ACE_STEP_RATE = 1000  # Hz; the VAE's hop of 40 gives ACE-Step's 25 latent frames a second
+
+
+def make_ace_step():
+    from diffusers import AutoencoderOobleck, FlowMatchEulerDiscreteScheduler
+    from diffusers.models.transformers.ace_step_transformer import AceStepTransformer1DModel
+    from diffusers.pipelines.ace_step import AceStepConditionEncoder, AceStepPipeline
+    from transformers import Qwen3Config, Qwen3Model
+
+    from tests.tiny_hunyuan15 import qwen_tokenizer
+
+    tokenizer = qwen_tokenizer()
+    torch.manual_seed(0)
+    transformer = AceStepTransformer1DModel(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                            num_attention_heads=4, num_key_value_heads=2, head_dim=8, in_channels=24,
+                                            audio_acoustic_hidden_dim=8, patch_size=2, rope_theta=10000.0,
+                                            sliding_window=16)
+    torch.manual_seed(0)
+    text_encoder = Qwen3Model(Qwen3Config(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                          num_attention_heads=4, num_key_value_heads=2, head_dim=8,
+                                          vocab_size=len(tokenizer), max_position_embeddings=4096))
+    torch.manual_seed(0)
+    condition_encoder = AceStepConditionEncoder(hidden_size=32, intermediate_size=64, text_hidden_dim=32,
+                                                timbre_hidden_dim=8, num_lyric_encoder_hidden_layers=2,
+                                                num_timbre_encoder_hidden_layers=2, num_attention_heads=4,
+                                                num_key_value_heads=2, head_dim=8, rope_theta=10000.0,
+                                                sliding_window=16)
+    torch.manual_seed(0)
+    vae = AutoencoderOobleck(encoder_hidden_size=6, downsampling_ratios=[4, 10], decoder_channels=3,
+                             decoder_input_channels=8, audio_channels=2, channel_multiples=[2, 4],
+                             sampling_rate=ACE_STEP_RATE)
+    scheduler = FlowMatchEulerDiscreteScheduler(num_train_timesteps=1, shift=1.0)
+    return AceStepPipeline(transformer=transformer, condition_encoder=condition_encoder, vae=vae,
+                           text_encoder=text_encoder, tokenizer=tokenizer, scheduler=scheduler)

@@ -248,6 +248,7 @@ def _pipeline(spec: StoryboardSpec, options: PipelineOptions, steps: int, guidan
         return None
     folder = local_model_dir(options.model, spec.base_dir)
     settings = options.model_dump(mode="json", exclude={"model", "family", "chunk_frames", "motion_adapter", "backend", "pipeline",
+                                                         "max_seconds",
                                                          "ip_adapter"})
     return Pipeline.model_validate(settings | {
         "steps": options.steps or steps, "guidance": options.guidance if options.guidance is not None else guidance,
@@ -627,7 +628,7 @@ def mix_tasks(spec: StoryboardSpec, shots: list[ShotPlan], sound: Task | None) -
                              negative_prompt=spec.negative_prompt, seconds=seconds,
                              lyrics=getattr(s, "lyrics", None), bpm=getattr(s, "bpm", None),
                              pipeline=_pipeline(spec, options, AUDIO_STEPS, AUDIO_GUIDANCE),
-                             pipeline_class=options.pipeline)
+                             pipeline_class=options.pipeline, max_seconds=options.max_seconds)
         generated.append(Task(task_id, "sound", "diffusers.sound", owner if role == "sound" else None, 0,
                               derive_seed(spec.seed, owner, role, 0), (0, 1), "output", options.model, params))
         return {"task": task_id}

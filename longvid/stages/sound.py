@@ -22,6 +22,7 @@ from longvid.stages.pipelines import cpu_generator, hold, settings_for
 from longvid.tasks import SoundParams, Task
 
 SECTION_OVERLAP = 1.0  # seconds, at most a quarter of a section
+ACE_STEP_SECONDS = 240.0  # the longest piece ACE-Step is trained to make
 
 
 def _loader(p: SoundParams):
@@ -39,12 +40,16 @@ def _loader(p: SoundParams):
     return load
 
 
-def max_seconds(pipe: Any) -> float | None:
-    """The longest piece the pipeline makes in one go (None: no limit it states)."""
-    transformer, vae = getattr(pipe, "transformer", None), getattr(pipe, "vae", None)
-    if type(pipe).__name__.startswith("StableAudio") and transformer is not None:
-        return transformer.config.sample_size * vae.hop_length / vae.config.sampling_rate
-    return None
+def max_seconds(pipe: Any, asked: float | None) -> float | None:
+    """The longest piece to make in one go: the storyboard's `max_seconds`, within what the model can (None: no
+    limit)."""
+    name = type(pipe).__name__
+    own = None
+    if name.startswith("StableAudio") and getattr(pipe, "transformer", None) is not None:
+        own = pipe.transformer.config.sample_size * pipe.vae.hop_length / pipe.vae.config.sampling_rate
+    elif name.startswith("AceStep"):
+        own = ACE_STEP_SECONDS
+    return min(x for x in (own, asked) if x is not None) if own or asked else None
 
 
 def generate(pipe: Any, p: SoundParams, seconds: float, seed: int) -> tuple[np.ndarray, int]:
@@ -65,7 +70,10 @@ def generate(pipe: Any, p: SoundParams, seconds: float, seed: int) -> tuple[np.n
                    output_type="np", **common)
         rate = pipe.vae.config.sampling_rate
     audio = np.asarray(out.audios[0], dtype=np.float32)
-    return (audio[None] if audio.ndim == 1 else audio), int(rate)
+    audio = audio[None] if audio.ndim == 1 else audio
+    # models round a length to whole latent frames (ACE-Step to even ones); the piece is exactly as long as asked
+    n = round(seconds * rate)
+    return np.pad(audio[:, :n], ((0, 0), (0, max(0, n - audio.shape[1])))), int(rate)
 
 
 class GeneratedSound:
@@ -80,7 +88,7 @@ class GeneratedSound:
         pipe = hold(settings_for(p), _loader(p))
 
         # 2. the sections: one, or as many as the model's maximum length asks, overlapping for their crossfades
-        longest = max_seconds(pipe)
+        longest = max_seconds(pipe, p.max_seconds)
         if longest is None or p.seconds <= longest:
             spans = [p.seconds]
             overlap = 0.0

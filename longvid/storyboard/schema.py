@@ -276,7 +276,10 @@ class AudioModelSpec(PipelineOptions):
     """A diffusers audio model for `prompt` sounds."""
 
     pipeline: str | None = Field(None, description="A diffusers pipeline class (default: AutoPipelineForText2Audio "
-                                                   "for effects, ACE-Step for music).")
+                                                   "for effects, the folder's own class, e.g. ACE-Step, for music).")
+    max_seconds: float | None = Field(None, gt=0, description="The longest piece generated in one go; longer ones are "
+                                      "made in sections joined by crossfades (default: the model's own limit; "
+                                      "240 s for ACE-Step).")
 
 
 class ModelsSpec(_Spec):

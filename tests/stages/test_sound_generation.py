@@ -71,3 +71,43 @@ def test_prompt_sounds_are_generated_seeded_cached_and_redone_only_where_changed
     reseeded = longvid.render(board(tmp_path, tiny, seed=8), tmp_path / "c.mp4")
     assert not np.array_equal(flac(store.path(generated(reseeded)["sound:storm"]["cache_key"])),
                               samples["sound:storm"])
+
+
+def music_board(tmp_path, tiny, prompt: str = "a sea shanty, accordion"):
+    data = {"fps": 12, "width": 64, "height": 64, "seed": 3,
+            "audio": {"music": {"prompt": prompt, "lyrics": "[verse]\nheave away", "bpm": 96, "fade_out": 0.5},
+                      "loudness": -20},
+            "models": {"music": {"model": str(tiny("ace-step")), "steps": 2, "max_seconds": 2.0}},
+            "shots": [{"id": "harbour", "prompt": "a harbour", "duration": 2.5},
+                      {"id": "sea", "prompt": "the open sea", "duration": 2.0}]}
+    return write(tmp_path / "music.yaml", json.dumps(data))
+
+
+def test_a_music_bed_from_ace_step_in_sections(tiny, tmp_path, private_cache, monkeypatch):
+    from diffusers.pipelines.ace_step import AceStepPipeline
+
+    from tests.stages.conftest import calls_to
+    from tests.tiny_audio import ACE_STEP_RATE
+
+    calls = calls_to(monkeypatch, AceStepPipeline)
+    first = longvid.render(music_board(tmp_path, tiny), tmp_path / "m.mp4")
+    music = generated(first)["music"]
+    # 4.5 s with at most 2 s a section overlapping by 0.5 s: three sections, each with its own seed
+    assert music["sections"] == 3 and music["samples"] == 4.5 * ACE_STEP_RATE
+    assert [c["audio_duration"] for c in calls] == [2.0, 2.0, 1.5]
+    assert {(c["lyrics"], c["bpm"], c["prompt"]) for c in calls} == {("[verse]\nheave away", 96,
+                                                                      "a sea shanty, accordion")}
+    assert len({c["generator"].initial_seed() for c in calls}) == 3
+    sources = {s["name"]: s for s in first["soundtrack"]["sources"]}
+    assert sources["music"]["task"] == "music" and sources["music"]["length"] == pytest.approx(4.5)
+    assert abs(first["soundtrack"]["loudness"]["integrated"] - -20) < 1.0
+    store = ArtifactStore(private_cache)
+    samples = flac(store.path(music["cache_key"]))
+
+    # the same seed in a fresh cache: the same samples; a second render: nothing generated
+    again = longvid.render(music_board(tmp_path, tiny), tmp_path / "n.mp4", cache_dir=tmp_path / "other")
+    np.testing.assert_array_equal(flac(ArtifactStore(tmp_path / "other").path(generated(again)["music"]["cache_key"])),
+                                  samples)
+    calls.clear()
+    assert generated(longvid.render(music_board(tmp_path, tiny), tmp_path / "m.mp4"))["music"]["cached"]
+    assert calls == []
