@@ -108,7 +108,7 @@ class Preset(str, Enum):
 
 
 LABELS = {"reference": "references", "keyframe": "keyframes", "chunk": "chunks", "interpolate": "interpolation",
-          "encode": "encoding", "audio": "sound", "mix": "mixing sound", "concat": "joining", "identity": "identity QA"}
+          "encode": "encoding", "audio": "sound", "sound": "generating sound", "mix": "mixing sound", "concat": "joining", "identity": "identity QA"}
 
 
 class Messages:
@@ -549,10 +549,13 @@ def validate(storyboard: StoryboardArg) -> None:
     plan = compile_storyboard(spec)
     check_graph(plan.graph)
     counts = {kind: len(plan.graph.of_kind(kind))
-              for kind in ("reference", "keyframe", "chunk", "interpolate", "identity", "encode", "audio")}
+              for kind in ("reference", "keyframe", "chunk", "interpolate", "identity", "encode", "audio", "sound",
+                           "mix")}
     cast = f"{counts['reference']} references, " if counts["reference"] else ""
     identity = f", {counts['identity']} identity checks" if counts["identity"] else ""
     identity += ", a sound track" if counts["audio"] else ""
+    identity += f", {counts['sound']} generated sounds" if counts["sound"] else ""
+    identity += ", a soundtrack mix" if counts["mix"] else ""
     say(f"ok: {storyboard}: {len(spec.shots)} shots, {spec.duration:g} s = {spec.total_frames} frames at "
         f"{spec.fps:g} fps, {spec.width}x{spec.height}; {len(plan.graph)} tasks "
         f"({cast}{counts['keyframe']} keyframes, {counts['chunk']} chunks, {counts['interpolate']} interpolations"
