@@ -45,10 +45,11 @@ class Soundtrack:
             path = inputs.scratch(".flac")
             if p.loudness is not None:
                 levels = normalise(mixed, p.rate, p.channels, p.samples, p.loudness, p.true_peak, path)
+                final = levels["result"]
             else:
                 flac(mixed, p.rate, p.channels, p.samples, path)
                 levels = {"normalised": False}
-            final = measure(["-i", str(path)])
+                final = measure(["-i", str(path)])
         finally:
             shutil.rmtree(folder, ignore_errors=True)
         return Output(path, {
