@@ -224,3 +224,14 @@ def test_bad_sound_exits_2_with_located_message(tmp_path, case):
     assert f"{board}:{where}: {message}" in result.stderr
     assert "Traceback" not in result.stderr and not output.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.wav", "line.wav", "story.yaml"]
+
+
+def test_the_scene_api_takes_sound_and_voice(tmp_path):
+    write_wav(tmp_path / "gulls.wav", tone(900, 1.0, 0.4))
+    write_wav(tmp_path / "line.wav", tone(300, 0.5, 0.4))
+    story = longvid.Storyboard("Scene", fps=12, width=160, height=96, audio={"loudness": None}, base_dir=tmp_path)
+    story.shot("a", "a harbour", 1.0, sound={"file": "gulls.wav"})
+    story.shot("b", "a fisherman", 1.0, voice=[{"file": "line.wav", "at": 0.25}])
+    longvid.render(story, tmp_path / "scene.mp4")
+    sound = read_sound(tmp_path / "scene.mp4")
+    assert abs(onset(sound) - 0.0) < 0.005 and abs(onset(sound, after=1.05) - 1.25) < 0.005
