@@ -75,6 +75,12 @@ def test_no_audio_writes_a_silent_video(timed, tmp_path):
     assert not has_audio(tmp_path / "silent.mp4")
     both = run_cli("render", str(timed), "-o", str(tmp_path / "x.mp4"), "--audio-only", str(tmp_path / "x.wav"))
     assert both.returncode == 2 and "one of them" in both.stderr and "Traceback" not in both.stderr
+    not_wav = run_cli("render", str(timed), "--audio-only", str(tmp_path / "x.mp3"))
+    assert not_wav.returncode == 2 and "--audio-only writes a .wav file" in not_wav.stderr
+    silent = write(tmp_path / "silent.yaml", "fps: 12\nwidth: 160\nheight: 96\nshots: [{prompt: a cat, duration: 1}]\n")
+    nothing = run_cli("render", str(silent), "--audio-only", str(tmp_path / "x.wav"))
+    assert nothing.returncode == 2 and "the storyboard has no sound" in nothing.stderr
+    assert not (tmp_path / "x.wav").exists() and not (tmp_path / "x.mp3").exists()
 
 
 def test_loudness_meets_its_target_without_clipping(tmp_path):
