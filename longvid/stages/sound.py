@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from longvid.seeds import derive_seed
-from longvid.stages.audio import _write_flac
+from longvid.stages.audio import write_flac
 from longvid.stages.base import Output, StageSpec
 from longvid.stages.pipelines import cpu_generator, hold, settings_for
 from longvid.tasks import SoundParams, Task
@@ -114,6 +114,6 @@ class GeneratedSound:
 
         # 4. stored as FLAC at the model's rate
         path = inputs.scratch(".flac")
-        _write_flac(path, np.clip(track, -1, 1), rate)
+        write_flac(path, np.clip(track, -1, 1), rate)
         return Output(path, {"rate": rate, "channels": int(track.shape[0]), "samples": int(track.shape[1]),
                              "sections": len(spans)})
