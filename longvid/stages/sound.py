@@ -23,6 +23,8 @@ from longvid.tasks import SoundParams, Task
 
 SECTION_OVERLAP = 1.0  # seconds, at most a quarter of a section
 ACE_STEP_SECONDS = 240.0  # the longest piece ACE-Step is trained to make
+# how pipelines name a length in seconds: Stable Audio, AudioLDM2, ACE-Step, Stable Audio 3
+LENGTH_ARGUMENTS = ("audio_end_in_s", "audio_length_in_s", "audio_duration", "duration")
 
 
 def _loader(p: SoundParams):
@@ -45,35 +47,42 @@ def max_seconds(pipe: Any, asked: float | None) -> float | None:
     limit)."""
     name = type(pipe).__name__
     own = None
-    if name.startswith("StableAudio") and getattr(pipe, "transformer", None) is not None:
+    if name == "StableAudioPipeline":  # a fixed latent length: its transformer's sample_size
         own = pipe.transformer.config.sample_size * pipe.vae.hop_length / pipe.vae.config.sampling_rate
     elif name.startswith("AceStep"):
         own = ACE_STEP_SECONDS
     return min(x for x in (own, asked) if x is not None) if own or asked else None
 
 
+def sampling_rate(pipe: Any) -> int:
+    """The rate of what the pipeline returns: ACE-Step says it, AudioLDM2's vocoder makes it, else its VAE's."""
+    if hasattr(pipe, "sample_rate"):
+        return int(pipe.sample_rate)
+    if getattr(pipe, "vocoder", None) is not None:
+        return int(pipe.vocoder.config.sampling_rate)
+    return int(pipe.vae.config.sampling_rate)
+
+
 def generate(pipe: Any, p: SoundParams, seconds: float, seed: int) -> tuple[np.ndarray, int]:
-    """One section: (channels x samples float32, rate), asked of the pipeline in its own argument names."""
-    name = type(pipe).__name__
-    common = {"num_inference_steps": p.pipeline.steps, "guidance_scale": p.pipeline.guidance,
-              "generator": cpu_generator(seed)}
-    if name.startswith("AceStep"):
-        out = pipe(prompt=p.prompt, lyrics=p.lyrics or "", audio_duration=seconds, bpm=p.bpm, output_type="np",
-                   **common)
-        rate = pipe.sample_rate
-    elif hasattr(pipe, "vocoder"):  # AudioLDM2: a mel spectrogram through a vocoder
-        out = pipe(prompt=p.prompt, negative_prompt=p.negative_prompt or None, audio_length_in_s=seconds,
-                   output_type="np", **common)
-        rate = pipe.vocoder.config.sampling_rate
-    else:  # Stable Audio and its kin
-        out = pipe(prompt=p.prompt, negative_prompt=p.negative_prompt or None, audio_end_in_s=seconds,
-                   output_type="np", **common)
-        rate = pipe.vae.config.sampling_rate
-    audio = np.asarray(out.audios[0], dtype=np.float32)
+    """One section: (channels x samples float32, rate). Each pipeline names the length its own way; the call's
+    signature says which, and whether it takes a negative prompt, lyrics and a tempo."""
+    import inspect
+
+    takes = inspect.signature(pipe.__call__).parameters
+    length = next((a for a in LENGTH_ARGUMENTS if a in takes), None)
+    if length is None:
+        raise ValueError(f"{type(pipe).__name__} takes no length ({', '.join(LENGTH_ARGUMENTS)}): it cannot make "
+                         f"a sound of a given length")
+    optional = {"negative_prompt": p.negative_prompt or None, "lyrics": p.lyrics, "bpm": p.bpm}
+    kwargs = {"prompt": p.prompt, length: seconds, "num_inference_steps": p.pipeline.steps,
+              "guidance_scale": p.pipeline.guidance, "generator": cpu_generator(seed), "output_type": "np"}
+    kwargs |= {k: v for k, v in optional.items() if k in takes and v is not None}
+    audio = np.asarray(pipe(**kwargs).audios[0], dtype=np.float32)
     audio = audio[None] if audio.ndim == 1 else audio
+    rate = sampling_rate(pipe)
     # models round a length to whole latent frames (ACE-Step to even ones); the piece is exactly as long as asked
     n = round(seconds * rate)
-    return np.pad(audio[:, :n], ((0, 0), (0, max(0, n - audio.shape[1])))), int(rate)
+    return np.pad(audio[:, :n], ((0, 0), (0, max(0, n - audio.shape[1])))), rate
 
 
 class GeneratedSound:
