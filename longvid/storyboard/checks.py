@@ -159,7 +159,7 @@ def _sound_problems(spec: StoryboardSpec) -> list[Problem]:
                 continue
             length = readable(("shots", i, "voice", k, "file"), line.file)
             start = span.start / spec.fps + line.at
-            if length is not None and start + length > total + 1e-3:
+            if length is not None and start + length > total + 0.01:  # ffmpeg reports lengths to 10 ms; the mix trims the rest
                 problems.append(Problem(f"voice line {line.file} ({length:.2f} s from {start:.2f} s) overruns the "
                                         f"video, which ends at {total:.2f} s", ("shots", i, "voice", k, "file")))
     return problems
