@@ -73,3 +73,71 @@ def make_ace_step():
     scheduler = FlowMatchEulerDiscreteScheduler(num_train_timesteps=1, shift=1.0)
     return AceStepPipeline(transformer=transformer, condition_encoder=condition_encoder, vae=vae,
                            text_encoder=text_encoder, tokenizer=tokenizer, scheduler=scheduler)
+
+
+def make_audioldm2():
+    """AudioLDM2 at diffusers' test sizes; its Roberta tokenizer reads the CLIP BPE files (a byte-level BPE too)."""
+    from diffusers import (
+        AudioLDM2Pipeline,
+        AudioLDM2ProjectionModel,
+        AudioLDM2UNet2DConditionModel,
+        AutoencoderKL,
+        DDIMScheduler,
+    )
+    from transformers import (
+        ClapAudioConfig,
+        ClapConfig,
+        ClapFeatureExtractor,
+        ClapModel,
+        ClapTextConfig,
+        GPT2Config,
+        GPT2LMHeadModel,
+        RobertaTokenizer,
+        SpeechT5HifiGan,
+        SpeechT5HifiGanConfig,
+        T5Config,
+        T5EncoderModel,
+    )
+
+    from tests.tiny_models import VOCAB
+
+    tokenizer = RobertaTokenizer(vocab_file=str(VOCAB / "clip-vocab.json"), merges_file=str(VOCAB / "clip-merges.txt"),
+                                 model_max_length=77)
+    torch.manual_seed(0)
+    unet = AudioLDM2UNet2DConditionModel(block_out_channels=(32, 64), layers_per_block=2, sample_size=32,
+                                         in_channels=4, out_channels=4,
+                                         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+                                         up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+                                         cross_attention_dim=([None, 16, 32], [None, 16, 32]))
+    scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
+                              set_alpha_to_one=False)
+    torch.manual_seed(0)
+    vae = AutoencoderKL(block_out_channels=[32, 64], in_channels=1, out_channels=1,
+                        down_block_types=["DownEncoderBlock2D"] * 2, up_block_types=["UpDecoderBlock2D"] * 2,
+                        latent_channels=4)
+    torch.manual_seed(0)
+    text = ClapTextConfig(bos_token_id=0, eos_token_id=2, hidden_size=16, intermediate_size=37, layer_norm_eps=1e-05,
+                          num_attention_heads=2, num_hidden_layers=2, pad_token_id=1, vocab_size=len(tokenizer),
+                          projection_dim=16)
+    audio = ClapAudioConfig(spec_size=64, window_size=4, num_mel_bins=64, intermediate_size=37, layer_norm_eps=1e-05,
+                            depths=[2, 2], num_attention_heads=[2, 2], num_hidden_layers=2, hidden_size=192,
+                            projection_dim=16, patch_size=2, patch_stride=2, patch_embed_input_channels=4)
+    clap = ClapModel(ClapConfig(text_config=text.to_dict(), audio_config=audio.to_dict(), projection_dim=16))
+    torch.manual_seed(0)
+    t5_tok = t5_tokenizer()
+    t5 = T5EncoderModel(T5Config(vocab_size=len(t5_tok), d_model=32, d_ff=37, d_kv=8, num_heads=2, num_layers=2))
+    torch.manual_seed(0)
+    language_model = GPT2LMHeadModel(GPT2Config(n_embd=16, n_head=2, n_layer=2, vocab_size=1000, n_ctx=99,
+                                                n_positions=99))
+    language_model.config.max_new_tokens = 8
+    torch.manual_seed(0)
+    projection = AudioLDM2ProjectionModel(text_encoder_dim=16, text_encoder_1_dim=32, langauge_model_dim=16)
+    vocoder = SpeechT5HifiGan(SpeechT5HifiGanConfig(model_in_dim=8, sampling_rate=16000, upsample_initial_channel=16,
+                                                    upsample_rates=[2, 2], upsample_kernel_sizes=[4, 4],
+                                                    resblock_kernel_sizes=[3, 7],
+                                                    resblock_dilation_sizes=[[1, 3, 5], [1, 3, 5]],
+                                                    normalize_before=False))
+    return AudioLDM2Pipeline(vae=vae, text_encoder=clap, text_encoder_2=t5, projection_model=projection,
+                             language_model=language_model, tokenizer=tokenizer, tokenizer_2=t5_tok,
+                             feature_extractor=ClapFeatureExtractor(hop_length=7900), unet=unet, scheduler=scheduler,
+                             vocoder=vocoder)

@@ -111,3 +111,18 @@ def test_a_music_bed_from_ace_step_in_sections(tiny, tmp_path, private_cache, mo
     calls.clear()
     assert generated(longvid.render(music_board(tmp_path, tiny), tmp_path / "m.mp4"))["music"]["cached"]
     assert calls == []
+
+
+def test_audioldm2_through_the_text_to_audio_auto_pipeline(tiny, tmp_path, private_cache, monkeypatch):
+    from diffusers import AudioLDM2Pipeline
+
+    from tests.stages.conftest import calls_to
+
+    calls = calls_to(monkeypatch, AudioLDM2Pipeline)
+    data = {"fps": 12, "width": 64, "height": 64, "audio": {"loudness": None},
+            "models": {"audio": {"model": str(tiny("audioldm2")), "steps": 2, "guidance": 3.0}},
+            "shots": [{"id": "quay", "prompt": "a quay", "duration": 0.5, "sound": {"prompt": "rope creaking"}}]}
+    manifest = longvid.render(write(tmp_path / "ldm.yaml", json.dumps(data)), tmp_path / "ldm.mp4")
+    made = generated(manifest)["sound:quay"]
+    assert (made["rate"], made["samples"], made["sections"]) == (16000, 8000, 1)  # the vocoder's rate
+    assert [(c["prompt"], c["audio_length_in_s"]) for c in calls] == [("rope creaking", 0.5)]
