@@ -42,6 +42,7 @@ _WHERE = {
     "plan_from_prompt": "longvid.planners.rules",
     "plan_with_llm": "longvid.planners.llm",
     "render": "longvid.rendering",
+    "render_audio": "longvid.rendering",
     "status": "longvid.rendering",
 }
 

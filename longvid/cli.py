@@ -19,7 +19,7 @@ from typing import Annotated
 import typer
 
 from longvid._version import __version__
-from longvid.errors import LongvidError, PlanError, StoryboardError, UserError
+from longvid.errors import LongvidError, OutputPathError, PlanError, StoryboardError, UserError
 
 app = typer.Typer(
     add_completion=False,
@@ -108,7 +108,7 @@ class Preset(str, Enum):
 
 
 LABELS = {"reference": "references", "keyframe": "keyframes", "chunk": "chunks", "interpolate": "interpolation",
-          "encode": "encoding", "audio": "sound", "concat": "joining", "identity": "identity QA"}
+          "encode": "encoding", "audio": "sound", "sound": "generating sound", "mix": "mixing sound", "concat": "joining", "identity": "identity QA"}
 
 
 class Messages:
@@ -239,7 +239,8 @@ def _bytes(memory: str | None) -> int | None:
 @_guarded
 def render(
     storyboard: StoryboardArg,
-    output: Annotated[Path, typer.Option("-o", "--output", help="The .mp4 to write.", show_default=False)],
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="The .mp4 to write.",
+                                                show_default=False)] = None,
     cache: CacheOption = None,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes on the CPU (1: in this process).")] = 1,
     devices: Annotated[str | None, typer.Option(help="One worker per device, e.g. cuda:0,cuda:1.")] = None,
@@ -260,6 +261,9 @@ def render(
     draft: Annotated[bool, typer.Option("--draft", help="With models.refine: stop after the draft pass, at its "
                                         "size (the full render reuses it).")] = False,
     device_memory: MemoryOption = None,
+    no_audio: Annotated[bool, typer.Option("--no-audio", help="Write a silent video.")] = False,
+    audio_only: Annotated[Path | None, typer.Option("--audio-only", help="Write only the soundtrack, to this "
+                                                    ".wav file (instead of -o).", show_default=False)] = None,
 ) -> None:
     """Render STORYBOARD to an MP4, with OUT.manifest.json beside it. Finished work is cached and never redone."""
     from longvid.execution.events import JsonLinesLog, fan_out
@@ -269,8 +273,14 @@ def render(
     from longvid.rendering import render as do_render
     from longvid.storyboard import load_storyboard
 
+    if (output is None) == (audio_only is None):
+        raise OutputPathError("give the video to write with -o OUT.mp4, or the soundtrack alone with --audio-only "
+                              "OUT.wav (one of them)")
+    if audio_only is not None and no_audio:
+        raise OutputPathError("--audio-only and --no-audio ask for opposite things: give one of them")
     spec = load_storyboard(storyboard)
-    check_output(output)
+    if output is not None:
+        check_output(output)
     device_list = resolve_devices(workers, devices.split(",") if devices else None)
     reporters = [Messages()]
     log = JsonLinesLog(log_json) if log_json else None
@@ -281,15 +291,27 @@ def render(
         reporters.append(progress)
         progress.start()
     try:
-        manifest = do_render(spec, output, cache_dir=cache, devices=device_list, executor=executor.value,
-                             ray_address=ray_address, max_attempts=retries + 1, crf=crf, preset=preset.value,
-                             qa_retry=qa_retry, qa_threshold=qa_threshold, cpu_workers=cpu_workers, draft=draft,
-                             device_memory=_bytes(device_memory), report=fan_out(*reporters))
+        if audio_only is not None:
+            from longvid.rendering import render_audio
+
+            mix = render_audio(spec, audio_only, cache_dir=cache, devices=device_list, executor=executor.value,
+                               max_attempts=retries + 1, cpu_workers=cpu_workers, report=fan_out(*reporters))
+        else:
+            manifest = do_render(spec, output, cache_dir=cache, devices=device_list, executor=executor.value,
+                                 ray_address=ray_address, max_attempts=retries + 1, crf=crf, preset=preset.value,
+                                 qa_retry=qa_retry, qa_threshold=qa_threshold, cpu_workers=cpu_workers,
+                                 audio=not no_audio, draft=draft, device_memory=_bytes(device_memory),
+                                 report=fan_out(*reporters))
     finally:
         if progress:
             progress.stop()
         if log:
             log.close()
+    if audio_only is not None:
+        loudness = (mix.get("loudness") or {}).get("integrated")
+        say(f"wrote {audio_only} ({mix['samples'] / mix['rate']:.3f} s at {mix['rate']} Hz"
+            + (f", {loudness:g} LUFS" if loudness is not None else "") + ")")
+        return
     video, run = manifest["video"], manifest["execution"]
     say(f"wrote {output} ({video['frames']} frames, {video['duration']:.2f} s, {video['width']}x{video['height']} "
         f"at {video['fps']:g} fps) in {manifest['render_seconds']:.1f} s: {run['ran']} tasks ran, "
@@ -550,11 +572,13 @@ def validate(
     check_graph(plan.graph)
     counts = {kind: len(plan.graph.of_kind(kind))
               for kind in ("reference", "keyframe", "chunk", "decode", "refine", "interpolate", "identity", "encode",
-                           "audio")}
+                           "audio", "sound", "mix")}
     cast = f"{counts['reference']} references, " if counts["reference"] else ""
     identity = "".join(f", {counts[kind]} {name}" for kind, name in (("decode", "decodes"), ("refine", "refines"),
                                                                       ("identity", "identity checks")) if counts[kind])
     identity += ", a sound track" if counts["audio"] else ""
+    identity += f", {counts['sound']} generated sounds" if counts["sound"] else ""
+    identity += ", a soundtrack mix" if counts["mix"] else ""
     say(f"ok: {storyboard}: {len(spec.shots)} shots, {spec.duration:g} s = {spec.total_frames} frames at "
         f"{spec.fps:g} fps, {spec.width}x{spec.height}; {len(plan.graph)} tasks "
         f"({cast}{counts['keyframe']} keyframes, {counts['chunk']} chunks, {counts['interpolate']} interpolations"

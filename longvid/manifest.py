@@ -107,7 +107,24 @@ def build_manifest(plan: RenderPlan, keys: dict[str, str], store: ArtifactStore,
         "shots": shots,
         "segments": [{"task": s, "frames": list(graph[s].window)} | run_info(s) for s in plan.encode_tasks],
         "audio": run_info("audio") | {"task": "audio", "codec": "aac"} if "audio" in keys else None,
+        "soundtrack": soundtrack(keys, store, run_info) if "mix" in keys else None,
         "concat": {"task": "concat", "cache_key": keys["concat"]},
         "render_seconds": round(render_seconds, 4),
         "qa": None,
     }
+
+
+def soundtrack(keys: dict[str, str], store: ArtifactStore, run_info) -> dict:
+    """The mix: every source with its start, gain and length, and the loudness measured on the result."""
+    record = store.record(keys["mix"]) or {}
+    return run_info("mix") | {"task": "mix", "codec": "aac", "rate": record.get("rate"),
+                              "channels": record.get("channels"), "samples": record.get("samples"),
+                              "sources": record.get("sources"), "loudness": record.get("loudness"),
+                              "clicks": record.get("clicks"),
+                              "generated": [{"task": t} | run_info(t) | _sections(store, keys[t])
+                                            for t in keys if t.startswith(("sound:", "music"))]}
+
+
+def _sections(store: ArtifactStore, key: str) -> dict:
+    record = store.record(key) or {}
+    return {"rate": record.get("rate"), "samples": record.get("samples"), "sections": record.get("sections")}

@@ -35,7 +35,7 @@ from longvid.planners.compile import Output, RenderPlan, compile_storyboard
 from longvid.stages import get_spec
 from longvid.stages.check import check_graph
 from longvid.stitching.colour import LabStats
-from longvid.stitching.encode import check_settings
+from longvid.stitching.encode import check_settings, write_wav
 from longvid.stitching.seams import SeamReport, ShotSpan
 from longvid.storyboard import StoryboardSpec, load_storyboard
 
@@ -89,7 +89,7 @@ def prepare(spec: StoryboardSpec, output: Output, reseed: dict[str, int] | None 
 def render(storyboard: Any, output: str | Path, *, cache_dir: str | Path | None = None, workers: int = 1,
            devices: list[str] | None = None, executor: str = "local", ray_address: str | None = None,
            max_attempts: int = 3, crf: int = 18, preset: str = "medium", qa_retry: int = 0,
-           qa_threshold: float = 2.0, cpu_workers: int | None = None, draft: bool = False,
+           qa_threshold: float = 2.0, cpu_workers: int | None = None, audio: bool = True, draft: bool = False,
            device_memory: int | None = None, report: Reporter = ignore) -> dict:
     """Render a storyboard to an MP4 and write its manifest beside it.
 
@@ -109,6 +109,7 @@ def render(storyboard: Any, output: str | Path, *, cache_dir: str | Path | None 
             chunk's (and keyframe's) best attempt, not its last.
         qa_threshold: the seam score above which a seam counts as visible (1.0 is invisible).
         cpu_workers: threads of this process that encode segments and draw previews (default: one per core).
+        audio: False writes a silent video (no sound is generated or mixed).
         draft: with `models.refine`, stop after the draft pass and write the video at the draft's size (the full
             render later reuses it).
         device_memory: bytes on each device, for `offload: auto` (default: the smallest CUDA device's in
@@ -135,7 +136,7 @@ def render(storyboard: Any, output: str | Path, *, cache_dir: str | Path | None 
     device_list = resolve_devices(workers, devices)
     store = ArtifactStore(cache_dir if cache_dir is not None else default_cache_dir())
     project = project_id(spec)
-    settings = Output(crf, preset, str(output.resolve()), draft, device_memory or pool_memory(device_list))
+    settings = Output(crf, preset, str(output.resolve()), draft, device_memory or pool_memory(device_list), audio)
 
     # 2. plan: compiled once, checked as a whole, keyed; its notes first
     remembered = functools.partial(store.last, project)
@@ -200,6 +201,37 @@ def render(storyboard: Any, output: str | Path, *, cache_dir: str | Path | None 
     write_atomic(manifest_path(output), json.dumps(manifest, indent=2) + "\n")
     report(Event("finished", seconds=seconds, done=plan.total_frames, total=plan.total_frames, message=str(output)))
     return manifest
+
+
+def render_audio(storyboard: Any, output: str | Path, *, cache_dir: str | Path | None = None, workers: int = 1,
+                 devices: list[str] | None = None, executor: str = "local", max_attempts: int = 3,
+                 cpu_workers: int | None = None, report: Reporter = ignore) -> dict:
+    """Render only a storyboard's soundtrack, to a WAV file (24 bits): the mix task and what it needs, cached like
+    a full render's, so a later render of the video reuses it.
+
+    Returns:
+        The mix's record: rate, samples, sources and the measured loudness.
+
+    Raises:
+        OutputPathError: `output` is not a .wav file; UserError: the storyboard has no sound.
+    """
+    spec = as_spec(storyboard)
+    output = Path(output)
+    if output.suffix.lower() != ".wav" or output.is_dir():
+        raise OutputPathError(f"--audio-only writes a .wav file (got {str(output)!r})")
+    plan, keys = prepare(spec, Output())
+    target = "mix" if "mix" in keys else "audio" if "audio" in keys else None
+    if target is None:
+        raise UserError("the storyboard has no sound: give `audio.music`, a shot's `sound` or `voice`, or a video "
+                        "model that makes sound")
+    for note in plan.notes:
+        report(Event("note", message=note))
+    store = ArtifactStore(cache_dir if cache_dir is not None else default_cache_dir())
+    pool = make_pool(executor, resolve_devices(workers, devices), store.root, None, gpus=1, lanes=cpu_workers)
+    _raise_failures(execute(plan.graph, keys, store, pool, project=project_id(spec), report=report,
+                            max_attempts=max_attempts, targets=[target]), store)
+    write_wav(store.path(keys[target]), output)
+    return {"path": str(output), "task": target} | (store.record(keys[target]) or {})
 
 
 def status(storyboard: Any, *, cache_dir: str | Path | None = None, crf: int = 18, preset: str = "medium",

@@ -61,7 +61,8 @@ class Storyboard:
 
     def __init__(self, title: str = "Untitled", *, fps: float = 24, width: int = 832, height: int = 480,
                  seed: int = 0, style: str = "", negative_prompt: str = "", models: dict | None = None,
-                 continuity: dict | None = None, qa: dict | None = None, base_dir: str | Path | None = None):
+                 continuity: dict | None = None, qa: dict | None = None, audio: dict | None = None,
+                 base_dir: str | Path | None = None):
         self._data: dict[str, Any] = {"title": title, "fps": fps, "width": width, "height": height, "seed": seed,
                                       "style": style, "negative_prompt": negative_prompt, "characters": {},
                                       "shots": []}
@@ -71,6 +72,8 @@ class Storyboard:
             self._data["continuity"] = continuity
         if qa is not None:  # e.g. {"identity_model": "openai/clip-vit-large-patch14"}
             self._data["qa"] = qa
+        if audio is not None:  # e.g. {"music": {"file": "theme.wav", "gain_db": -8}, "loudness": -14}
+            self._data["audio"] = audio
         self._base_dir = Path(base_dir) if base_dir is not None else Path.cwd()
 
     def character(self, name: str, description: str, *, reference: str | Path | list | None = None,
@@ -91,9 +94,18 @@ class Storyboard:
         return self
 
     def shot(self, id: str, prompt: str, duration: float, *, camera: str = "static", seed: int | None = None,
-             negative_prompt: str | None = None) -> Shot:
-        """Append a shot and return it, for keyframes and a transition."""
+             negative_prompt: str | None = None, sound: dict | None = None, voice: list[dict] | None = None) -> Shot:
+        """Append a shot and return it, for keyframes and a transition.
+
+        Args:
+            sound: ``{"file"}`` or ``{"prompt"}``, with ``gain_db``, ``fade_in``, ``fade_out``, ``loop``.
+            voice: lines ``{"file", "at", "gain_db"}``, `at` seconds after the shot's cut.
+        """
         data: dict[str, Any] = {"id": id, "prompt": prompt, "duration": duration, "camera": camera}
+        if sound is not None:
+            data["sound"] = sound
+        if voice is not None:
+            data["voice"] = voice
         if seed is not None:
             data["seed"] = seed
         if negative_prompt is not None:

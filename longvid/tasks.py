@@ -428,6 +428,80 @@ class AudioParams(Params):
         return list(dict.fromkeys(c for shot in self.shots for c in shot.blend.chunks))
 
 
+class SoundParams(Params):
+    """A generated sound: a shot's effects (a text-to-audio pipeline) or the music bed (ACE-Step), `seconds` long.
+
+    A piece longer than the model's maximum is generated in sections joined by crossfades; section i draws its
+    noise from ``derive_seed(base_seed, owner, role, i)`` (section 0's is the task's seed).
+    """
+
+    role: Literal["sound", "music"]
+    owner: str = Field(description="The shot id (a shot's sound), or `music`.")
+    base_seed: int = Field(ge=0)
+    prompt: str = Field(min_length=1)
+    negative_prompt: str = ""
+    seconds: float = Field(gt=0)
+    lyrics: str | None = None
+    bpm: int | None = None
+    pipeline: Pipeline
+    pipeline_class: str | None = Field(None, description="A diffusers class; default: AutoPipelineForText2Audio for "
+                                                         "effects, the folder's own class for music.")
+    max_seconds: float | None = Field(None, gt=0, description="The longest section (default: the model's limit).")
+    low_memory: dict[str, Any] = Field(default_factory=dict)
+
+
+class SoundFile(Params):
+    """A user's sound file: its content decides the mix, its path only where to read it."""
+
+    path: str = Field(alias="_path")
+    sha256: str = Field(min_length=64, max_length=64)
+
+
+class SoundSource(Params):
+    """One sound in the mix, placed on the timeline in samples at the mix's rate.
+
+    It plays from `start` for at most `span` samples (once, or looped to fill the span), with its gain and fades;
+    `xfade_in` and `xfade_out` are the crossfades with the shots before and after it, linear over the same samples
+    as the picture's crossfade frames, so two crossfading sounds sum to one.
+    """
+
+    name: str = Field(description="`music`, `sound:SHOT`, `voice:SHOT:I` or `video` (the video model's sound).")
+    role: Literal["music", "sound", "voice", "video"]
+    file: SoundFile | None = None
+    task: str | None = Field(None, description="The task whose output is the sound (instead of a file).")
+    start: int = Field(ge=0)
+    span: int = Field(ge=1)
+    gain_db: float = 0.0
+    fade_in: int = Field(0, ge=0)
+    fade_out: int = Field(0, ge=0)
+    xfade_in: int = Field(0, ge=0)
+    xfade_out: int = Field(0, ge=0)
+    loop: bool = False
+
+    @model_validator(mode="after")
+    def _one_origin(self) -> SoundSource:
+        if (self.file is None) == (self.task is None):
+            raise ValueError("give `file` or `task`, one of them")
+        return self
+
+
+class MixParams(Params):
+    """The soundtrack: every source summed with its gains and fades, the music ducked under voice, clicks at the
+    cuts when asked, normalised to a loudness with a true-peak ceiling; exactly `samples` long."""
+
+    rate: int = Field(ge=8000)
+    channels: int = Field(2, ge=1, le=8)
+    samples: int = Field(ge=1)
+    loudness: float | None = Field(None, description="Target integrated loudness, LUFS (None: levels as they are).")
+    true_peak: float = Field(-1.0, description="dBTP ceiling of the normalisation.")
+    duck_db: float = Field(12.0, ge=0)
+    clicks: list[int] = Field(default_factory=list, description="Samples where a click marks a cut.")
+    sources: list[SoundSource] = Field(default_factory=list)
+
+    def reads(self) -> list[str]:
+        return list(dict.fromkeys(s.task for s in self.sources if s.task))
+
+
 class ConcatParams(Params):
     """The MP4: the segments joined by stream copy, with the index first (+faststart), and the sound track."""
 

@@ -15,7 +15,8 @@ import torch
 VOCAB = Path(__file__).parent / "fixtures" / "tokenizers"
 KINDS = ("sd", "sdxl", "svd", "cogvideox", "cogvideox-i2v", "wan", "wan-i2v", "wan-flf2v", "wan-vace", "wan22-t2v",
          "wan22-t2v-other-expert", "wan22-i2v", "wan22-ti2v", "skyreels-df", "skyreels-t2v", "skyreels-i2v",
-         "hunyuan15", "hunyuan15-i2v", "ltx", "ltx2", "animatediff", "flux-kontext")
+         "hunyuan15", "hunyuan15-i2v", "ltx", "ltx2", "animatediff", "flux-kontext", "stable-audio", "ace-step",
+         "audioldm2")
 
 
 def clip_tokenizer():
@@ -338,6 +339,11 @@ def make(kind: str):
         from tests.tiny_ltx2 import make_ltx2
 
         return make_ltx2(kind)
+    if kind in ("stable-audio", "ace-step", "audioldm2"):
+        from tests import tiny_audio
+
+        return {"stable-audio": tiny_audio.make_stable_audio, "ace-step": tiny_audio.make_ace_step,
+                "audioldm2": tiny_audio.make_audioldm2}[kind]()
     return builders[kind]()
 
 

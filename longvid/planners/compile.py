@@ -11,7 +11,8 @@
       (or the chunk) it is anchored on, so chunks anchored on keyframes run in parallel;
    c. `interpolate_task`: when the base rate is below the output rate.
 4. `encode_tasks`: the output cut into H.264 segments (`planners.segments`), each built from the shots it shows.
-5. `concat_task`: the segments joined into the MP4.
+5. `audio_task` (a model's own sound, LTX-2) and `mix_task` (the storyboard's soundtrack), then `concat_task`: the
+   segments joined into the MP4 with the sound track.
 6. `plan_memory` (`planners.memory_plan`): every model task's peak memory estimated; with `offload: auto` and a
    known device size, the cheapest settings that fit.
 """
@@ -49,6 +50,7 @@ from longvid.tasks import (
     IPAdapter,
     KeyframeLabel,
     KeyframeParams,
+    MixParams,
     Piece,
     Pipeline,
     PreviewChunkParams,
@@ -59,9 +61,14 @@ from longvid.tasks import (
     ShotFrames,
     ShotSound,
     ShotSource,
+    SoundFile,
+    SoundParams,
+    SoundSource,
     Task,
     TimedKeyframe,
 )
+
+AUDIO_STEPS, AUDIO_GUIDANCE = 50, 7.0  # a `prompt` sound's defaults, where the storyboard sets none
 
 
 @dataclass(frozen=True)
@@ -74,6 +81,7 @@ class Output:
     path: str | None = None
     draft: bool = False
     device_memory: int | None = None  # bytes on each device, for `offload: auto` (None: not known)
+    audio: bool = True  # False: a silent video (`--no-audio`)
 
 
 @dataclass(frozen=True)
@@ -180,9 +188,11 @@ def compile_storyboard(spec: StoryboardSpec, reseed: Mapping[str, int] | None = 
     tasks += identity_tasks(spec, shots, tasks)
     encodes = encode_tasks(spec, shots, output, models.out_size)
     tasks += encodes
-    sound = audio_task(spec, models, shots, encodes)
+    sound = audio_task(spec, models, shots, encodes) if output.audio else None
     tasks += [sound] if sound else []
-    tasks.append(concat_task(spec, encodes, output, sound))
+    mix = mix_tasks(spec, shots, sound) if output.audio else []
+    tasks += mix
+    tasks.append(concat_task(spec, encodes, output, mix[-1] if mix else sound))
     tasks, memory = plan_memory(spec, tasks, output.device_memory, notes)
     return RenderPlan(spec, RenderGraph(tasks), shots, models, [t.id for t in encodes], output, notes, memory)
 
@@ -264,7 +274,8 @@ def _pipeline(spec: StoryboardSpec, options: PipelineOptions, steps: int, guidan
     if not options.model:
         return None
     folder = local_model_dir(options.model, spec.base_dir)
-    settings = options.model_dump(mode="json", exclude={"model", "family", "chunk_frames", "motion_adapter", "backend",
+    settings = options.model_dump(mode="json", exclude={"model", "family", "chunk_frames", "motion_adapter", "backend", "pipeline",
+                                                         "max_seconds",
                                                          "ip_adapter"})
     if settings["offload"] == "auto":  # planned per task, for the device's memory, in `plan_memory`
         settings["offload"] = "none"
@@ -682,6 +693,70 @@ def audio_task(spec: StoryboardSpec, models: ModelPlan, shots: list[ShotPlan], e
                 tuple(params.reads()))
 
 
+def mix_tasks(spec: StoryboardSpec, shots: list[ShotPlan], sound: Task | None) -> list[Task]:
+    """Step 5b, for a storyboard with sound of its own: a task per `prompt` sound, then the soundtrack (`mix`, last),
+    every source placed in samples on the timeline. A shot's sound starts on its first rendered frame and crossfades
+    over the same frames as its picture; a voice line starts `at` seconds after its shot's cut; the music runs under
+    the whole video. The model's own sound (LTX-2), where there is one, is one more source."""
+    if not spec.has_sound:
+        return []
+    audio = spec.audio
+    generated: list[Task] = []
+
+    def origin(role: str, owner: str, s, seconds: float) -> dict:
+        """Where a sound comes from: its file, or a task that generates it (added to `generated`)."""
+        if s.file is not None:
+            return {"file": _sound_file(spec, s.file)}
+        options = spec.models.audio if role == "sound" else spec.models.music
+        task_id = f"sound:{owner}" if role == "sound" else "music"
+        params = SoundParams(role=role, owner=owner, base_seed=spec.seed, prompt=spec.expand(s.prompt),
+                             negative_prompt=spec.negative_prompt, seconds=seconds,
+                             lyrics=getattr(s, "lyrics", None), bpm=getattr(s, "bpm", None),
+                             pipeline=_pipeline(spec, options, AUDIO_STEPS, AUDIO_GUIDANCE),
+                             pipeline_class=options.pipeline, max_seconds=options.max_seconds)
+        generated.append(Task(task_id, "sound", "diffusers.sound", owner if role == "sound" else None, 0,
+                              derive_seed(spec.seed, owner, role, 0), (0, 1), "output", options.model, params))
+        return {"task": task_id}
+
+    rate = audio.sample_rate
+
+    def sample(frame: int) -> int:  # frame boundaries land on whole samples, the same ones everywhere
+        return round(frame * rate / spec.fps)
+
+    total = sample(spec.total_frames)
+    sources: list[SoundSource] = []
+    if sound is not None:
+        sources.append(SoundSource(name="video", role="video", task=sound.id, start=0, span=total))
+    if audio.music is not None:
+        m = audio.music
+        sources.append(SoundSource(name="music", role="music", **origin("music", "music", m, total / rate),
+                                   start=0, span=total,
+                                   gain_db=m.gain_db, fade_in=round(m.fade_in * rate), fade_out=round(m.fade_out * rate),
+                                   loop=m.loop))
+    for k, sp in enumerate(shots):
+        t, shot = sp.timing, sp.shot
+        if shot.sound is not None:
+            first, last = sample(t.render_start), sample(t.render_end)
+            where = origin("sound", shot.shot_id, shot.sound, (last - first) / rate)
+            before = shots[k - 1].timing if k and t.head else None  # a crossfade in: over [render_start, end+tail)
+            after = shots[k + 1].timing if k + 1 < len(shots) and t.tail else None
+            sources.append(SoundSource(
+                name=f"sound:{shot.shot_id}", role="sound", **where, start=first,
+                span=last - first, gain_db=shot.sound.gain_db, fade_in=round(shot.sound.fade_in * rate),
+                fade_out=round(shot.sound.fade_out * rate), loop=shot.sound.loop,
+                xfade_in=sample(before.render_end) - first if before else 0,
+                xfade_out=last - sample(after.render_start) if after else 0))
+        for i, line in enumerate(shot.voice):
+            start = sample(t.start) + round(line.at * rate)
+            sources.append(SoundSource(name=f"voice:{shot.shot_id}:{i}", role="voice", file=_sound_file(spec, line.file),
+                                       start=start, span=total - start, gain_db=line.gain_db))
+    clicks = [sample(sp.timing.start) for sp in shots[1:]] if audio.preview_clicks else []
+    params = MixParams(rate=rate, samples=total, loudness=audio.loudness, duck_db=audio.duck_db, clicks=clicks,
+                       sources=sources)
+    return [*generated, Task("mix", "mix", "mix", None, 0, None, (0, spec.total_frames), "output", None, params,
+                             tuple(params.reads()))]
+
+
 def concat_task(spec: StoryboardSpec, encodes: list[Task], output: Output, sound: Task | None = None) -> Task:
     """Step 5: the segments joined into the MP4 by stream copy, with the sound track where there is one."""
     params = ConcatParams(segments=[t.id for t in encodes], frames=spec.total_frames, fps=spec.fps,
@@ -700,6 +775,20 @@ def _negative(spec: StoryboardSpec, shot: ShotSpec) -> str:
 def _full_prompt(spec: StoryboardSpec, prompt: str) -> str:
     text = spec.expand(prompt)
     return f"{text}, {spec.style}" if spec.style else text
+
+
+def _sound_file(spec: StoryboardSpec, file: str) -> SoundFile:
+    # as for images: the content decides the mix, so a moved file keeps its cache entry
+    path = (spec.base_dir / file).resolve()
+    return SoundFile(path=str(path), sha256=_sha256(path))
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _image(spec: StoryboardSpec, image: str | None) -> ImageFile | None:

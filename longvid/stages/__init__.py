@@ -28,6 +28,8 @@ _REGISTRY = {
     "preview.refine": ("longvid.stages.refine", "PreviewRefine"),
     "identity": ("longvid.stages.identity", "IdentityQA"),
     "audio": ("longvid.stages.audio", "AudioMix"),
+    "mix": ("longvid.stages.soundtrack", "Soundtrack"),
+    "diffusers.sound": ("longvid.stages.sound", "GeneratedSound"),
     "encode": ("longvid.stages.encode", "Encode"),
     "concat": ("longvid.stages.encode", "Concat"),
 }

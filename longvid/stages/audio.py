@@ -82,7 +82,7 @@ class AudioMix:
 
         # 4. stored as FLAC
         path = inputs.scratch(".flac")
-        _write_flac(path, track, rate)
+        write_flac(path, track, rate)
         return Output(path, {"rate": rate, "channels": channels, "samples": track.shape[1]})
 
 
@@ -105,7 +105,8 @@ def _take(sound: np.ndarray, start: int, length: int) -> np.ndarray:
     return np.pad(part, ((0, 0), (0, length - part.shape[1]))) if part.shape[1] < length else part
 
 
-def _write_flac(path, track: np.ndarray, rate: int) -> None:
+def write_flac(path, track: np.ndarray, rate: int) -> None:
+    """`track` (channels x samples, in [-1, 1]) as 16-bit FLAC at `path` (also used for generated sounds)."""
     import imageio_ffmpeg
 
     pcm = np.clip(np.rint(track.T * 32767), -32768, 32767).astype("<i2")

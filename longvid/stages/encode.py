@@ -71,7 +71,7 @@ class Encode:
 class Concat:
     """The MP4: the segments joined by stream copy, index first. Not stored: it is cheap and goes to the output."""
 
-    spec = StageSpec(name="concat", kind="concat", code_version="1", params=ConcatParams, inputs=("encode", "audio"),
+    spec = StageSpec(name="concat", kind="concat", code_version="1", params=ConcatParams, inputs=("encode", "audio", "mix"),
                      output="file", resources={"here": True}, cache=False)
 
     def __call__(self, task: Task, inputs: Any) -> None:

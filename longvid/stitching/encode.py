@@ -146,6 +146,21 @@ def concat(segments: list[Path], output: str | Path, audio: Path | None = None) 
     publish(tmp, output)
 
 
+def write_wav(sound: Path, output: str | Path) -> None:
+    """A sound file (the stored soundtrack) as 24-bit WAV at `output`; atomic."""
+    import imageio_ffmpeg
+
+    output = Path(output)
+    tmp = temp_beside(output, ".wav")
+    result = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-v", "error", "-nostdin", "-i", str(sound),
+                             "-c:a", "pcm_s24le", "-f", "wav", str(tmp)], capture_output=True, text=True)
+    if result.returncode != 0:
+        tmp.unlink(missing_ok=True)
+        raise _ffmpeg_error(RenderError(f"ffmpeg could not write {output.name}: {result.stderr.strip()[-500:]}"), tmp,
+                            result.stderr)
+    publish(tmp, output)
+
+
 def _quoted(path: Path) -> str:
     # the concat demuxer's quoting: inside single quotes, a quote is closed, escaped and reopened
     return str(Path(path).resolve()).replace("'", "'\\''")

@@ -116,6 +116,52 @@ def check_semantics(spec: StoryboardSpec) -> list[Problem]:
             add((*where, "overlap"), f"`overlap` ({cont.overlap}) must be less than half the chunk length "
                                      f"({legal} frames), at most {(legal - 1) // 2}")
     problems += _model_problems(spec)
+    if not problems:  # the voice lines' checks need the shots' timing, sound only when the rest is sound
+        problems += _sound_problems(spec)
+    return problems
+
+
+def _sound_problems(spec: StoryboardSpec) -> list[Problem]:
+    """Sound files that cannot be read, voice lines outside their shot or the video, prompts with no model."""
+    from longvid.audiofile import probe
+
+    problems: list[Problem] = []
+
+    def readable(where: tuple, file: str) -> float | None:
+        try:
+            return probe(spec.base_dir / file).duration
+        except ValueError as exc:
+            problems.append(Problem(str(exc), where))
+            return None
+
+    def prompt_model(where: tuple, role: str) -> None:
+        if getattr(spec.models, role) is None or not getattr(spec.models, role).model:
+            problems.append(Problem(f"a `prompt` sound needs an audio model: set models.{role}.model (a hub id or a "
+                                    f"diffusers folder), or give a `file`", where))
+
+    music = spec.audio.music
+    if music is not None:
+        if music.file is not None:
+            readable(("audio", "music", "file"), music.file)
+        else:
+            prompt_model(("audio", "music", "prompt"), "music")
+    total = spec.total_frames / spec.fps
+    for i, (shot, span) in enumerate(zip(spec.shots, spec.timings(), strict=True)):
+        if shot.sound is not None:
+            if shot.sound.file is not None:
+                readable(("shots", i, "sound", "file"), shot.sound.file)
+            else:
+                prompt_model(("shots", i, "sound", "prompt"), "audio")
+        for k, line in enumerate(shot.voice):
+            if line.at >= shot.duration:
+                problems.append(Problem(f"voice line `at` ({line.at:g}) starts after shot {shot.shot_id!r} ends "
+                                        f"({shot.duration:g} s)", ("shots", i, "voice", k, "at")))
+                continue
+            length = readable(("shots", i, "voice", k, "file"), line.file)
+            start = span.start / spec.fps + line.at
+            if length is not None and start + length > total + 0.01:  # ffmpeg reports lengths to 10 ms; the mix trims the rest
+                problems.append(Problem(f"voice line {line.file} ({length:.2f} s from {start:.2f} s) overruns the "
+                                        f"video, which ends at {total:.2f} s", ("shots", i, "voice", k, "file")))
     return problems
 
 

@@ -98,3 +98,19 @@ def test_same_seed_same_frames_and_sound_another_seed_other_frames(tiny, tmp_pat
     write(board, board.read_text().replace('"seed": 7', '"seed": 8'))
     longvid.render(board, tmp_path / "c.mp4", cache_dir=tmp_path / "c3")
     assert not np.array_equal(decode(tmp_path / "a.mp4"), decode(tmp_path / "c.mp4"))
+
+
+def test_with_a_soundtrack_the_models_sound_is_one_source_of_the_mix(tiny, tmp_path, private_cache):
+    from tests.sound import tone, write_wav
+
+    write_wav(tmp_path / "theme.wav", tone(220, 3.0, 0.3))
+    board = ltx2_board(tmp_path, tiny)
+    data = json.loads(board.read_text())
+    data["audio"] = {"music": {"file": "theme.wav", "gain_db": -6}, "loudness": None}
+    write(board, json.dumps(data))
+    manifest = longvid.render(board, tmp_path / "out.mp4")
+    sources = {s["name"]: s for s in manifest["soundtrack"]["sources"]}
+    assert sources["video"]["task"] == "audio" and sources["video"]["start_sample"] == 0
+    assert sources["video"]["length"] == pytest.approx(36 / 24) and sources["music"]["gain_db"] == -6
+    sound, rate = decoded_audio(tmp_path / "out.mp4")
+    assert abs(sound.shape[1] - 36 / 24 * rate) <= 1024

@@ -56,9 +56,9 @@ def test_every_problem_is_reported_at_once():
     problems = graph_problems(rebuilt(graph, **tasks))
     assert sorted(str(p) for p in problems) == sorted([
         "keyframe:wake:0.stage: unknown stage 'sdxl.keyframe'; known: animatediff.chunk, audio, cogvideox.chunk, "
-        "concat, decode, diffusers.keyframe, diffusers.reference, encode, hunyuanvideo15.chunk, identity, "
-        "interpolate, ltx.chunk, ltx2.chunk, preview.chunk, preview.keyframe, preview.reference, preview.refine, "
-        "refine, skyreels.chunk, svd.chunk, wan.chunk",
+        "concat, decode, diffusers.keyframe, diffusers.reference, diffusers.sound, encode, hunyuanvideo15.chunk, "
+        "identity, interpolate, ltx.chunk, ltx2.chunk, mix, preview.chunk, preview.keyframe, preview.reference, "
+        "preview.refine, refine, skyreels.chunk, svd.chunk, wan.chunk",
         "encode:night:0.params.width: Input should be greater than or equal to 16 (got 8)",
         "encode:night:0.params.pieces[0].a_offset: Input should be greater than or equal to 0 (got -3)",
         "chunk:wake:0.params: parameters are a KeyframeParams; stage 'preview.chunk' takes PreviewChunkParams",

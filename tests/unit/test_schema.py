@@ -33,4 +33,4 @@ def test_schema_takes_the_cut_shorthand_and_rejects_unknown_keys(validator):
 
 def test_schema_names_every_top_level_field():
     assert set(json_schema()["properties"]) == {"title", "fps", "width", "height", "seed", "style", "negative_prompt",
-                                                "characters", "places", "models", "continuity", "qa", "shots"}
+                                                "characters", "places", "models", "continuity", "qa", "audio", "shots"}
