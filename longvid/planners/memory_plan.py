@@ -83,8 +83,8 @@ def _what(spec: StoryboardSpec, task: Task) -> tuple[str, str, str | None, dict,
         return "decode", p.path, p.family, {"dtype": p.dtype, "vae_tiling": p.tiling, "vae_slicing": p.slicing,
                                             "guidance": 1.0}, video.offload == "auto"
     pipeline = getattr(p, "pipeline", None)
-    if pipeline is None:
-        return None
+    if pipeline is None or task.kind not in ("keyframe", "reference", "chunk", "refine"):
+        return None  # audio models (sound, music) are not estimated
     settings = {"dtype": pipeline.dtype, "offload": pipeline.offload, "vae_tiling": pipeline.vae_tiling,
                 "vae_slicing": pipeline.vae_slicing, "guidance": pipeline.guidance}
     if task.kind in ("keyframe", "reference"):
