@@ -13,7 +13,7 @@ STABLE_AUDIO_RATE = 1000  # Hz; the VAE's hop is 8, its 256 latent steps make 2.
 def make_stable_audio():
     from diffusers import (
         AutoencoderOobleck,
-        EDMDPMSolverMultistepScheduler,
+        CosineDPMSolverMultistepScheduler,
         StableAudioDiTModel,
         StableAudioPipeline,
         StableAudioProjectionModel,
@@ -23,10 +23,9 @@ def make_stable_audio():
     transformer = StableAudioDiTModel(sample_size=256, in_channels=3, num_layers=2, attention_head_dim=4,
                                       num_key_value_attention_heads=2, out_channels=3, cross_attention_dim=4,
                                       time_proj_dim=8, global_states_input_dim=8, cross_attention_input_dim=4)
-    # Stable Audio ships CosineDPMSolverMultistepScheduler, which needs torchsde (and scipy); its EDM sibling runs
-    # the same v-prediction sampling without them
-    scheduler = EDMDPMSolverMultistepScheduler(solver_order=2, prediction_type="v_prediction", sigma_data=1.0,
-                                               sigma_schedule="exponential")
+    # the scheduler Stable Audio ships (it draws its noise through torchsde: the `audio` extra)
+    scheduler = CosineDPMSolverMultistepScheduler(solver_order=2, prediction_type="v_prediction", sigma_data=1.0,
+                                                  sigma_schedule="exponential")
     torch.manual_seed(0)
     vae = AutoencoderOobleck(encoder_hidden_size=6, downsampling_ratios=[2, 4], decoder_channels=3,
                              decoder_input_channels=3, audio_channels=2, channel_multiples=[2, 4],

@@ -84,10 +84,11 @@ def with_low_memory(graph: RenderGraph, keys: dict[str, str], task_id: str) -> N
 
 
 def plan_low_memory(graph: RenderGraph, keys: dict[str, str], last: Callable[[str], dict | None]) -> None:
-    """Tasks whose last run fell back to low memory under the keys they have now start with it."""
+    """Tasks whose last run fell back to low memory under the keys they have now start with it (only stages that
+    have low-memory parameters look at their history: a render has thousands of tasks)."""
     for task in graph:
         keys[task.id] = key_of(task, keys)
-        if (last(task.id) or {}).get("low_memory_from") == keys[task.id]:
+        if get_spec(task.stage).low_memory and (last(task.id) or {}).get("low_memory_from") == keys[task.id]:
             with_low_memory(graph, keys, task.id)
 
 

@@ -46,21 +46,22 @@ class Refine:
         draft = inputs[p.source]
         if len(draft) != p.frames:
             raise RuntimeError(f"{p.source} has {len(draft)} frames, {p.frames} were expected")
-        base = _hold(settings)
+        _hold(settings)  # loaded (or kept): the pipelines below are built from its modules
         # a legal frame count for the model: the last frame repeated, cut off again after
         legal = FrameRule.parse(family.frame_rule).at_least(len(draft))
         frames = [*draft, *[draft[-1]] * (legal - len(draft))]
         if family.name == "ltx":
-            pipe, kwargs = _sibling("LTXConditionPipeline"), {"latents": _upsampled(p, base, frames, task.seed),
+            pipe, kwargs = _sibling("LTXConditionPipeline"), {"latents": _upsampled(p, frames, task.seed),
                                                              "denoise_strength": p.strength, "num_frames": legal,
                                                              "frame_rate": p.fps}
         else:
             pipe = _sibling(REFINERS[family.name])
             kwargs = {"video": [to_pil(upscaled(f, p.width, p.height)) for f in frames], "strength": p.strength}
-        kwargs |= {"prompt": p.prompt,
-                  "negative_prompt": p.negative_prompt or None, "height": p.height, "width": p.width,
-                  # the pipeline runs int(steps * strength) of its steps: at least one, whatever the settings
-                  "num_inference_steps": max(settings["steps"], math.ceil(1 / p.strength)), "guidance_scale": settings["guidance"], "generator": cpu_generator(task.seed), "output_type": "np"}
+        kwargs |= {"prompt": p.prompt, "negative_prompt": p.negative_prompt or None, "height": p.height,
+                   "width": p.width, "guidance_scale": settings["guidance"], "generator": cpu_generator(task.seed),
+                   "output_type": "np",
+                   # the pipeline runs int(steps * strength) of its steps: at least one, whatever the settings
+                   "num_inference_steps": max(settings["steps"], math.ceil(1 / p.strength))}
         if family.name == "cogvideox":
             kwargs["max_sequence_length"] = pipe.transformer.config.max_text_seq_length
         takes = inspect.signature(type(pipe).__call__).parameters
@@ -71,7 +72,7 @@ class Refine:
         return out
 
 
-def _upsampled(p: RefineParams, base: Any, frames: list[np.ndarray], seed: int):
+def _upsampled(p: RefineParams, frames: list[np.ndarray], seed: int):
     """LTX: the draft's latents, doubled on each side by its latent upsampler (loaded once, kept with the model)."""
     def make(pipe):
         from diffusers import LTXLatentUpsamplePipeline

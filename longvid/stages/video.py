@@ -272,9 +272,14 @@ class ChunkStage:
             timeline.narrow(axis, o, c.shape[axis]).copy_(c)
         return self.stored(timeline, p, {})
 
+    condition_pipeline: str | None = None  # the class that takes keyframes, derived from the loaded pipeline
+
     def pipeline_for(self, base: Any, images: dict[int, np.ndarray]) -> Any:
-        """The pipeline that runs a chunk with these anchors (the loaded one unless a family says otherwise)."""
-        return base
+        """The pipeline that runs a chunk with these anchors: the loaded one, or with anchors the family's
+        `condition_pipeline` built from its modules."""
+        if not images or self.condition_pipeline in (None, type(base).__name__):
+            return base
+        return _sibling(self.condition_pipeline)
 
     def latents(self, pipe: Any, p: ChunkParams, seed: int, references: int = 0):
         """The initial noise, drawn on the CPU; None where the pipeline draws it from the generator. `references`:
@@ -507,11 +512,7 @@ class LTXChunk(ChunkStage):
     family = "ltx"
     spec = chunk_spec("ltx")
     frame_axis = 2
-
-    def pipeline_for(self, base, images):
-        if not images or type(base).__name__ == "LTXConditionPipeline":
-            return base
-        return _sibling("LTXConditionPipeline")
+    condition_pipeline = "LTXConditionPipeline"
 
     def latents(self, pipe, p, seed, references=0):
         if type(pipe).__name__ == "LTXConditionPipeline":
@@ -543,11 +544,7 @@ class LTX2Chunk(ChunkStage):
     family = "ltx2"
     spec = chunk_spec("ltx2")
     frame_axis = 2
-
-    def pipeline_for(self, base, images):
-        if not images or type(base).__name__ == "LTX2ConditionPipeline":
-            return base
-        return _sibling("LTX2ConditionPipeline")
+    condition_pipeline = "LTX2ConditionPipeline"
 
     def latents(self, pipe, p, seed, references=0):
         return None  # the picture's and the sound's noise both come from the seeded CPU generator

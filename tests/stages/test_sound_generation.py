@@ -40,6 +40,7 @@ def flac(path) -> np.ndarray:
 
 
 def test_prompt_sounds_are_generated_seeded_cached_and_redone_only_where_changed(tiny, tmp_path, private_cache):
+    pytest.importorskip("torchsde", reason="Stable Audio's scheduler needs the [audio] extra")
     # 1. a render generates each shot's sound, as long as its shot, at the model's rate; the longer one in sections
     first = longvid.render(board(tmp_path, tiny), tmp_path / "a.mp4")
     made = generated(first)
