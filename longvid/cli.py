@@ -350,6 +350,47 @@ def status(
         f"a render would run {redo} of {len(rows)} tasks")
 
 
+@app.command()
+@_guarded
+def studio(
+    storyboard: StoryboardArg,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="The .mp4 the page renders and plays "
+                                                "(default: the storyboard's name, .mp4, beside it).",
+                                                show_default=False)] = None,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port (0: any free one; the default falls back to a "
+                                      "free one when it is taken).")] = 8765,
+    host: Annotated[str, typer.Option(help="Address to listen on. Anything but 127.0.0.1 exposes the studio (and "
+                                      "your files' thumbnails) to that network, behind the token only.")] = "127.0.0.1",
+    no_browser: Annotated[bool, typer.Option("--no-browser", help="Do not open a browser.")] = False,
+    cache: CacheOption = None,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes on the CPU for renders from the page.")] = 1,
+    devices: Annotated[str | None, typer.Option(help="One worker per device, e.g. cuda:0,cuda:1.")] = None,
+    crf: Annotated[int, typer.Option(min=0, max=51, help="x264 quality of renders from the page.")] = 18,
+    preset: Annotated[Preset, typer.Option(help="x264 speed preset of renders from the page.")] = Preset.medium,
+) -> None:
+    """Review, edit and re-render STORYBOARD in the browser: shots, thumbnails, task states, live progress."""
+    import webbrowser
+
+    from longvid.execution.pools import resolve_devices
+    from longvid.rendering import check_output
+    from longvid.storyboard import load_storyboard
+    from longvid.studio import RenderOptions, start
+
+    load_storyboard(storyboard)  # a broken storyboard is reported here, as by `longvid validate`
+    output = check_output(output or storyboard.with_suffix(".mp4"))
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        say(f"warning: the studio listens on {host}, not only this machine: anyone who can reach it and has the "
+            f"token can edit {storyboard} and start renders", err=True)
+    options = RenderOptions(output=output, cache_dir=cache, crf=crf, preset=preset.value,
+                            workers=workers, devices=resolve_devices(workers, devices.split(",") if devices else None))
+    server = start(storyboard, options, host=host, port=port)
+    say(f"longvid studio for {storyboard}: {server.url}")
+    say("Ctrl-C stops the server (and a render it is running).")
+    if not no_browser:
+        webbrowser.open(server.url)
+    server.wait()
+
+
 class Backend(str, Enum):
     auto = "auto"
     rife = "rife"

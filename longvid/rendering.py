@@ -242,11 +242,15 @@ def status(storyboard: Any, *, cache_dir: str | Path | None = None, crf: int = 1
     fresh when it last ran with the same key and nothing before it runs again. `crf` and `preset` are those of
     the render to compare with (they decide the segments' keys).
     """
-    spec = as_spec(storyboard)
-    store = ArtifactStore(cache_dir if cache_dir is not None else default_cache_dir())
+    return plan_status(as_spec(storyboard), ArtifactStore(cache_dir if cache_dir is not None else default_cache_dir()),
+                       Output(crf, preset, draft=draft, device_memory=device_memory))[2]
+
+
+def plan_status(spec: StoryboardSpec, store: ArtifactStore, output: Output
+                ) -> tuple[RenderPlan, dict[str, str], list[TaskStatus]]:
+    """`status`, with the plan and the keys it compared (the studio draws them)."""
     project = project_id(spec)
-    plan, keys = prepare(spec, Output(crf, preset, draft=draft, device_memory=device_memory),
-                         last=functools.partial(store.last, project))
+    plan, keys = prepare(spec, output, last=functools.partial(store.last, project))
     order = list(plan.graph)
     records = {t.id: task_record(t, get_spec(t.stage).code_version, keys) | {"key": keys[t.id]} for t in order}
     rows: dict[str, TaskStatus] = {}
@@ -270,7 +274,7 @@ def status(storyboard: Any, *, cache_dir: str | Path | None = None, crf: int = 1
             rows[task.id] = TaskStatus(task.id, "stale", (reason,))
         else:
             rows[task.id] = TaskStatus(task.id, "fresh")
-    return [rows[t.id] for t in order]
+    return plan, keys, [rows[t.id] for t in order]
 
 
 def seam_qa(plan: RenderPlan, keys: dict[str, str], store: ArtifactStore) -> dict:

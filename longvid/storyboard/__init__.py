@@ -1,7 +1,7 @@
 """The storyboard: its schema (`schema`), the checks of its meaning (`checks`), and loading it (`load`)."""
 
 from longvid.storyboard.checks import check_semantics
-from longvid.storyboard.load import json_schema, load_storyboard, validate_data
+from longvid.storyboard.load import json_schema, load_storyboard, parse_storyboard, validate_data
 from longvid.storyboard.schema import (
     CHARACTER_REF,
     AudioModelSpec,
@@ -45,5 +45,6 @@ __all__ = [
     "check_semantics",
     "json_schema",
     "load_storyboard",
+    "parse_storyboard",
     "validate_data",
 ]

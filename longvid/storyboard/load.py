@@ -58,6 +58,17 @@ def load_storyboard(path: str | Path) -> StoryboardSpec:
         raise StoryboardError([Problem(f"storyboard file not found: {path}")]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise StoryboardError([Problem(f"cannot read storyboard {path}: {exc}")]) from None
+    return parse_storyboard(text, path)
+
+
+def parse_storyboard(text: str, path: str | Path) -> StoryboardSpec:
+    """Validate storyboard text as if it were the file at `path` (its problems located there, its relative paths
+    read from its folder): how an edit is checked before it is written.
+
+    Raises:
+        StoryboardError: every problem, as ``file:line:col: message``.
+    """
+    path = Path(path)
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)

@@ -1,0 +1,122 @@
+"""Edits through the studio's API: written back with comments and formatting kept, validated as the CLI would,
+never over another editor's change; and renders one at a time."""
+
+from __future__ import annotations
+
+import difflib
+import http.client
+import json
+import time
+
+from tests.conftest import run_cli
+from tests.studio.conftest import STORY, needs_studio, request
+
+pytestmark = needs_studio
+
+
+def changed_lines(before: str, after: str) -> list[str]:
+    return [line for line in difflib.ndiff(before.splitlines(), after.splitlines()) if line[:1] in "+-"]
+
+
+def edit(server, shot: str, changes: dict, version: str | None = None):
+    version = version or request(server, "GET", "/api/state").json()["version"]
+    return request(server, "POST", f"/api/shots/{shot}", body={"changes": changes, "version": version})
+
+
+def test_an_edit_changes_only_its_lines_and_keeps_every_comment(server, project):
+    reply = edit(server, "hunt", {"prompt": "{fox} dives into the snow", "duration": "4", "camera": "static"})
+    assert reply.status == 200, reply.body
+    after = project.storyboard.read_text()
+    assert sorted(changed_lines(STORY, after)) == sorted([
+        '-     prompt: "{fox} hunts under the snow"', '-     duration: 3.5', '-     camera: pan-left',
+        '+     prompt: "{fox} dives into the snow"', '+     duration: 4', '+     camera: static'])
+    assert reply.json()["version"] == request(server, "GET", "/api/state").json()["version"]
+    # the CLI reads the result as the page does
+    assert run_cli("validate", str(project.storyboard)).returncode == 0
+
+
+def test_keyframes_and_transitions_are_edited_in_place(server, project):
+    assert edit(server, "hunt", {"keyframes": [{"at": 3.5, "prompt": "{fox} lands"}, {"at": 1, "prompt": "{fox} "
+                                                                                      "listens"}]}).status == 200
+    assert edit(server, "wake", {"transition": "cut"}).status == 200
+    after = project.storyboard.read_text()
+    assert '        prompt: "{fox} lands"   # the leap' in after  # the keyframe's comment stays with it
+    assert "      - at: 1\n        prompt: '{fox} listens'" in after or \
+        '      - at: 1\n        prompt: "{fox} listens"' in after
+    assert "    transition: cut\n" in after and "duration: 0.5" not in after
+    assert "# the hunt is the long shot" in after and "# the one character" in after
+    state = request(server, "GET", "/api/state").json()
+    hunt = next(s for s in state["shots"] if s["id"] == "hunt")
+    assert [k["at"] for k in hunt["keyframes"]] == [3.5, 1.0]
+    assert [p["timecode"] for p in hunt["pictures"]] == ["00:00:01:06", "00:00:02:06", "00:00:05:06"] or \
+        len(hunt["pictures"]) == 3
+
+
+def test_an_invalid_edit_shows_the_clis_message_and_leaves_the_file(server, project):
+    before = project.storyboard.read_bytes()
+    for changes, message in (({"duration": "-2"}, "`duration` should be greater than 0"),
+                             ({"duration": "soon"}, "`duration` should be a valid number"),
+                             ({"camera": "dolly"}, "`camera` must be one of"),
+                             ({"transition": {"type": "crossfade"}}, "a crossfade needs a `duration`")):
+        reply = edit(server, "hunt", changes)
+        assert reply.status == 422, changes
+        (error,) = reply.json()["errors"]
+        assert error.startswith(f"{project.storyboard}:") and message in error, error
+        line, col = map(int, error.split(":")[1:3])
+        assert line > 15 and col > 0  # inside the shot `hunt`, as `longvid validate` would point
+    assert project.storyboard.read_bytes() == before
+    assert edit(server, "nope", {"prompt": "x"}).status == 400
+    assert edit(server, "hunt", {"seed": 3}).status == 400  # not something the page edits
+    assert project.storyboard.read_bytes() == before
+
+
+def test_a_change_made_elsewhere_is_picked_up_and_never_overwritten(server, project):
+    old = request(server, "GET", "/api/state").json()["version"]
+    events = _events(server, old)
+    project.storyboard.write_text(STORY.replace("the forest at night", "the forest at dawn"))  # another editor
+    assert _next_event(events, "storyboard")["version"] != old
+    reply = edit(server, "night", {"prompt": "the page's prompt"}, version=old)
+    assert reply.status == 409 and reply.json()["conflict"]
+    assert "the forest at dawn" in project.storyboard.read_text()
+    state = request(server, "GET", "/api/state").json()
+    assert next(s for s in state["shots"] if s["id"] == "night")["prompt"] == "the forest at dawn"
+    # edited elsewhere into something invalid: the page shows the problems, and edits wait for a fix
+    project.storyboard.write_text(STORY.replace("duration: 1.5", "duration: -1"))
+    state = request(server, "GET", "/api/state").json()
+    assert state["problems"] and "`duration` should be greater than 0" in state["problems"][0]
+    assert request(server, "POST", "/api/render").status == 422
+
+
+def test_one_render_at_a_time(server, project):
+    assert request(server, "POST", "/api/render").status == 202
+    second = request(server, "POST", "/api/render")
+    assert second.status == 409 and "one render at a time" in second.json()["errors"][0]
+    while request(server, "GET", "/api/state").json()["render"]["state"] == "running":
+        time.sleep(0.2)
+    state = request(server, "GET", "/api/state").json()
+    assert state["render"]["state"] == "succeeded" and state["stale"] == 0
+    assert project.output.is_file()
+    video = request(server, "GET", "/video")
+    assert video.status == 200 and video.body == project.output.read_bytes()
+    ranged = request(server, "GET", "/video", headers={"Range": "bytes=0-99"})
+    assert ranged.status == 206 and ranged.body == project.output.read_bytes()[:100]
+
+
+def _events(server, version: str) -> http.client.HTTPResponse:
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    conn.request("GET", f"/api/events?version={version}", headers={"X-Longvid-Token": server.token})
+    response = conn.getresponse()
+    assert response.status == 200 and response.getheader("content-type").startswith("text/event-stream")
+    return response
+
+
+def _next_event(response, name: str) -> dict:
+    deadline = time.monotonic() + 10
+    kind = None
+    while time.monotonic() < deadline:
+        line = response.fp.readline().decode().rstrip("\n")
+        if line.startswith("event: "):
+            kind = line.removeprefix("event: ")
+        elif line.startswith("data: ") and kind == name:
+            return json.loads(line.removeprefix("data: "))
+    raise AssertionError(f"no {name!r} event")
