@@ -423,7 +423,8 @@ def explain_change(last: Mapping[str, Any], now: Mapping[str, Any]) -> list[str]
             scalar = all(isinstance(v, int | float | str | None) for v in (a, b))
             reasons.append(f"param_changed: {name} {_short(a)} -> {_short(b)}" if scalar else f"param_changed: {name}")
     if last.get("seed") != now.get("seed"):
-        reasons.append("seed_changed")
+        takes = last.get("take", 0), now.get("take", 0)  # a record keeps its take only when it is not 0
+        reasons.append(f"seed_changed: take {takes[0]} -> {takes[1]}" if takes[0] != takes[1] else "seed_changed")
     if last.get("model") != now.get("model"):
         reasons.append(f"model_changed: {last.get('model')} -> {now.get('model')}")
     old_inputs, new_inputs = last.get("inputs", {}), now.get("inputs", {})

@@ -63,6 +63,7 @@ def build_manifest(plan: RenderPlan, keys: dict[str, str], store: ArtifactStore,
             "rendered": [t.render_start, t.render_end],
             "handles": {"head": t.head, "tail": t.tail},
             "seed": spec.shot_seed(sp.shot),
+            "reroll": sp.shot.reroll or None,  # the takes asked for; each task below says the take it rendered
             "transition": sp.shot.transition.model_dump(exclude_none=True),
             "base_frames": sp.base_frames,
             "factor": plan.factor,
@@ -71,12 +72,12 @@ def build_manifest(plan: RenderPlan, keys: dict[str, str], store: ArtifactStore,
                 {"task": k, "timecode": graph[k].params.label.timecode, "frame": graph[k].window[0],
                  "prompt": graph[k].params.prompt,
                  "image": graph[k].params.image.content() if graph[k].params.image else None,
-                 "seed": graph[k].seed} | run_info(k)
+                 "seed": graph[k].seed, "take": graph[k].take} | run_info(k)
                 for k in sp.keyframe_tasks
             ],
             "chunks": [
                 {"task": c, "window": [w.start, w.end], "frames": w.frames, "used": w.used, "trimmed": w.trimmed,
-                 "overlap": w.overlap, "seed": graph[c].seed,
+                 "overlap": w.overlap, "seed": graph[c].seed, "take": graph[c].take,
                  "keyframes": [d for d in graph[c].deps if graph[d].kind == "keyframe"],
                  "anchors": [a.model_dump(mode="json", exclude_defaults=True)
                              for a in getattr(graph[c].params, "anchors", [])] or None,

@@ -264,7 +264,9 @@ def plan_status(spec: StoryboardSpec, store: ArtifactStore, output: Output
         rerun = [c for c in consumers if rows[c].state != "fresh"] if consumers else \
             [t for t, row in rows.items() if row.state != "fresh"]
         last = store.last(project, task.id)
-        if last is None:
+        if consumers and not rerun:  # drawn only inside its readers: none runs, so neither does it (back to a take)
+            rows[task.id] = TaskStatus(task.id, "fresh")
+        elif last is None:
             rows[task.id] = TaskStatus(task.id, "missing", ("never_rendered",))
         elif last.get("key") != keys[task.id]:
             rows[task.id] = TaskStatus(task.id, "stale", tuple(explain_change(last, records[task.id]))

@@ -94,12 +94,15 @@ class Storyboard:
         return self
 
     def shot(self, id: str, prompt: str, duration: float, *, camera: str = "static", seed: int | None = None,
-             negative_prompt: str | None = None, sound: dict | None = None, voice: list[dict] | None = None) -> Shot:
+             negative_prompt: str | None = None, sound: dict | None = None, voice: list[dict] | None = None,
+             reroll: dict[str, int] | None = None) -> Shot:
         """Append a shot and return it, for keyframes and a transition.
 
         Args:
             sound: ``{"file"}`` or ``{"prompt"}``, with ``gain_db``, ``fade_in``, ``fade_out``, ``loop``.
             voice: lines ``{"file", "at", "gain_db"}``, `at` seconds after the shot's cut.
+            reroll: another take of some of its tasks, ``{"chunk:2": 1, "keyframe:0": 3}``: a task's kind and
+                index in the shot -> a take number (0: the original seed).
         """
         data: dict[str, Any] = {"id": id, "prompt": prompt, "duration": duration, "camera": camera}
         if sound is not None:
@@ -110,6 +113,8 @@ class Storyboard:
             data["seed"] = seed
         if negative_prompt is not None:
             data["negative_prompt"] = negative_prompt
+        if reroll is not None:
+            data["reroll"] = dict(reroll)
         self._data["shots"].append(data)
         return Shot(data)
 

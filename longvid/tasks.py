@@ -535,6 +535,8 @@ class Task:
         model: the model id it loads, if any.
         params: the stage's typed parameters; they and the inputs' keys make the cache key.
         deps: ids of the tasks whose outputs it reads.
+        take: a keyframe's or chunk's take (`reroll` in the storyboard; 0: the original seed), for the manifest
+            and `status` (the seed already holds it).
     """
 
     id: str
@@ -548,6 +550,7 @@ class Task:
     model: str | None = None
     params: Params = field(default_factory=Params)
     deps: tuple[str, ...] = ()
+    take: int = 0
 
     @property
     def frames(self) -> int:

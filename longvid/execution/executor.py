@@ -59,7 +59,7 @@ def task_record(task: Task, code_version: str, keys: dict[str, str]) -> dict:
     """What decides a task's output, as stored in its cache record (and compared by `longvid status`)."""
     return {"task": task.id, "kind": task.kind, "stage": task.stage, "code_version": code_version,
             "params": task.params.content(), "seed": task.seed, "model": task.model,
-            "inputs": {dep: keys[dep] for dep in task.deps}}
+            "inputs": {dep: keys[dep] for dep in task.deps}} | ({"take": task.take} if task.take else {})
 
 
 def key_of(task: Task, keys: dict[str, str]) -> str:

@@ -9,7 +9,9 @@
       and, after the first, on the shot's first keyframe;
    b. `chunk_tasks`: chunks that cover the shot's rendered range at the base rate, each depending on the keyframes
       (or the chunk) it is anchored on, so chunks anchored on keyframes run in parallel;
-   c. `interpolate_task`: when the base rate is below the output rate.
+   c. `interpolate_task`: when the base rate is below the output rate;
+   then `reroll_problems`: a shot's `reroll` (another take of a task: a seed of its own) names only keyframes the
+   model draws and chunks the shot has.
 4. `encode_tasks`: the output cut into H.264 segments (`planners.segments`), each built from the shots it shows.
 5. `audio_task` (a model's own sound, LTX-2) and `mix_task` (the storyboard's soundtrack), then `concat_task`: the
    segments joined into the MP4 with the sound track.
@@ -173,7 +175,7 @@ def compile_storyboard(spec: StoryboardSpec, reseed: Mapping[str, int] | None = 
 
     Args:
         reseed: chunk or keyframe task id -> how many times the QA has asked for it again; each time gives it a
-            new seed.
+            new seed (on top of the take the storyboard's `reroll` asks of it).
         output: how the video is encoded (the encode tasks' settings), where it goes, and whether it is the draft.
 
     Raises:
@@ -185,6 +187,9 @@ def compile_storyboard(spec: StoryboardSpec, reseed: Mapping[str, int] | None = 
     tasks: list[Task] = reference_tasks(spec, models)
     shots = [plan_shot(spec, models, i, shot, span, tasks, notes, reseed or {})
              for i, (shot, span) in enumerate(zip(spec.shots, spec.timings(), strict=True))]
+    problems = [p for i, sp in enumerate(shots) for p in reroll_problems(spec, i, sp, tasks)]
+    if problems:
+        raise StoryboardError(problems)
     tasks += identity_tasks(spec, shots, tasks)
     encodes = encode_tasks(spec, shots, output, models.out_size)
     tasks += encodes
@@ -348,6 +353,14 @@ def plan_shot(spec: StoryboardSpec, models: ModelPlan, index: int, shot: ShotSpe
                     source, spans)
 
 
+def task_seed(seed: int, shot_id: str, kind: str, index: int, take: int = 0, again: int = 0) -> int:
+    """The seed of a shot's keyframe or chunk (or of its shared noise): the seeding rule's own for take 0 and no
+    QA retry, so existing renders keep their keys; a take (`reroll`) and each QA retry add to the kind, so the two
+    compose and every combination draws anew."""
+    variant = kind + (f"#take{take}" if take else "") + (f"#qa{again}" if again else "")
+    return derive_seed(seed, shot_id, variant, index)
+
+
 def keyframe_tasks(spec: StoryboardSpec, models: ModelPlan, shot: ShotSpec, span: timing.ShotTiming,
                    cont: ContinuitySpec, tasks: list[Task], notes: list[str], reseed: Mapping[str, int]) -> _Keyframes:
     """Step 3a: keyframes sorted by time; the shot's own prompt opens it unless a keyframe is pinned at 0 s; a model
@@ -384,11 +397,12 @@ def keyframe_tasks(spec: StoryboardSpec, models: ModelPlan, shot: ShotSpec, span
             pipeline=models.keyframe_pipeline if drawn else None, references=references if drawn else [],
             opening=keys.ids[0] if k and drawn else None,
             loras=loras if drawn else [])
+        take = shot.take("keyframe", k) if drawn else 0  # a take of a user's image is refused in step 3e
         again = reseed.get(task_id, 0)  # the identity QA asked for it again
         tasks.append(Task(task_id, "keyframe", models.keyframe_stage, sid, k,
-                          derive_seed(seed, sid, "keyframe" if not again else f"keyframe#qa{again}", k),
+                          task_seed(seed, sid, "keyframe", k, take, again),
                           (span.head + frame, span.head + frame + 1), "shot-output", models.keyframe_model, params,
-                          tuple(params.reads())))
+                          tuple(params.reads()), take))
         keys.ids.append(task_id)
         keys.times.append(kf.at)
         keys.frames.append(span.head + frame)
@@ -410,8 +424,13 @@ def chunk_tasks(spec: StoryboardSpec, models: ModelPlan, index: int, shot: ShotS
     overlap = cont.overlap_frames
 
     def chunk_seed(i: int) -> int:
-        again = reseed.get(f"chunk:{sid}:{i}", 0)
-        return derive_seed(seed, sid, "chunk" if not again else f"chunk#qa{again}", i)
+        return task_seed(seed, sid, "chunk", i, shot.take("chunk", i), reseed.get(f"chunk:{sid}:{i}", 0))
+
+    def noise_seed(i: int) -> int:
+        # under shared-noise and latent-blend the initial noise comes from this seed, not the chunk's: another take
+        # (or QA retry) of chunk i must draw new noise, or it would come out the same; chunks on the same take
+        # still share theirs
+        return task_seed(seed, sid, "noise", 0, shot.take("chunk", i), reseed.get(f"chunk:{sid}:{i}", 0))
 
     # keyframes by the base frame they fall on; later keyframes split the shot where a chunk can end on one.
     # A keyframe on the shot's last frame closes its last chunk: with a crossfade out, at the end of the handle.
@@ -452,7 +471,8 @@ def chunk_tasks(spec: StoryboardSpec, models: ModelPlan, index: int, shot: ShotS
                 keyframes=[TimedKeyframe(task=keys.ids[i], at=keys.times[i]) for i in range(lo, hi)],
                 label=PreviewLabel(shot=sid, first_output_frame=span.render_start, factor=models.factor))
             tasks.append(Task(f"chunk:{sid}:{w.index}", "chunk", "preview.chunk", sid, w.index, chunk_seed(w.index),
-                              (w.start, w.end), "shot-base", None, params, tuple(keys.ids[lo:hi])))
+                              (w.start, w.end), "shot-base", None, params, tuple(keys.ids[lo:hi]),
+                              shot.take("chunk", w.index)))
         return windows, [(w.start, w.end, w.overlap) for w in windows]
 
     look = {"width": models.size[0], "height": models.size[1], "negative_prompt": negative, "fps": base_fps,
@@ -465,10 +485,10 @@ def chunk_tasks(spec: StoryboardSpec, models: ModelPlan, index: int, shot: ShotS
         # one task denoises the whole shot's chunks together and returns the shot's frames
         params = ChunkParams(**look, start=0, frames=base_frames, used=base_frames, overlap=0, ramp=cont.ramp,
                              windows=[(w.start, w.frames, w.used, w.overlap) for w in windows],
-                             noise=SharedNoise(seed=derive_seed(seed, sid, "noise", 0), mode="repeat", offset=0,
+                             noise=SharedNoise(seed=noise_seed(0), mode="repeat", offset=0,
                                                period=family.latent_frames(windows[-1].start + windows[-1].frames)))
         tasks.append(Task(f"chunk:{sid}:0", "chunk", stage, sid, 0, chunk_seed(0), (0, base_frames), "shot-base",
-                          spec.models.video.model, params))
+                          spec.models.video.model, params, take=shot.take("chunk", 0)))
         tasks += decode_tasks(models, tasks[-1:])
         return [timing.ChunkWindow(0, 0, base_frames, base_frames, 0)], [(w.start, w.end, w.overlap) for w in windows]
     chunk_ids = [frames_task(models, f"chunk:{sid}:{w.index}") for w in windows]  # what a later chunk reads
@@ -487,12 +507,13 @@ def chunk_tasks(spec: StoryboardSpec, models: ModelPlan, index: int, shot: ShotS
                                        causal_block_size=cont.causal_block_size)
         noise = None
         if cont.strategy == "shared-noise":  # latent frame k of the shot has the same noise in every chunk
-            noise = SharedNoise(seed=derive_seed(seed, sid, "noise", 0), mode=cont.noise,
+            noise = SharedNoise(seed=noise_seed(w.index), mode=cont.noise,
                                 offset=w.start // family.temporal_compression, period=family.latent_frames(chunk))
         params = ChunkParams(**look, start=w.start, frames=w.frames, used=w.used, overlap=w.overlap, anchors=anchors,
                              references=references, noise=noise, forcing=forcing)
         tasks.append(Task(f"chunk:{sid}:{w.index}", "chunk", stage, sid, w.index, chunk_seed(w.index),
-                          (w.start, w.end), "shot-base", spec.models.video.model, params, tuple(params.reads())))
+                          (w.start, w.end), "shot-base", spec.models.video.model, params, tuple(params.reads()),
+                          shot.take("chunk", w.index)))
         tasks += decode_tasks(models, tasks[-1:])
     return windows, [(w.start, w.end, w.overlap) for w in windows]
 
@@ -608,6 +629,33 @@ def identity_tasks(spec: StoryboardSpec, shots: list[ShotPlan], tasks: list[Task
         out.append(Task(f"identity:{sp.shot.shot_id}", "identity", "identity", sp.shot.shot_id, 0, None, (0, 1),
                         "image", model, params, tuple(params.reads())))
     return out
+
+
+# ---------------------------------------------------------------------------------------------------- 3e. takes
+
+
+def reroll_problems(spec: StoryboardSpec, index: int, plan: ShotPlan, tasks: list[Task]) -> list[Problem]:
+    """Step 3e: each `reroll` entry of shot `index` must name one of its keyframes the keyframe model draws (a
+    user's image is used as it is: it has no other take) or one of its chunks."""
+    if not plan.shot.reroll:
+        return []
+    sid = plan.shot.shot_id
+    user_images = {t.id for t in tasks if t.kind == "keyframe" and t.shot == sid and t.params.image is not None}
+    takeable = [t for t in plan.keyframe_tasks if t not in user_images] + plan.chunk_tasks
+    known = ", ".join(t.replace(f":{sid}:", ":", 1) for t in takeable) or "none"
+    problems = []
+    for key in plan.shot.reroll:
+        kind, i = key.split(":")
+        task_id = f"{kind}:{sid}:{i}"
+        if task_id in user_images:
+            why = f"`{key}` of shot {sid!r} is the user's image, used as it is: it has no other take"
+        elif task_id not in takeable:
+            why = f"shot {sid!r} has no task `{key}`"
+        else:
+            continue
+        problems.append(spec.locate(Problem(f"`reroll`: {why}; the tasks it can take again: {known}",
+                                            ("shots", index, "reroll", key))))
+    return problems
 
 
 # ---------------------------------------------------------------------------------------------------- 4. encode

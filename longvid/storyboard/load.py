@@ -92,6 +92,8 @@ def json_schema() -> dict:
     shot = schema["$defs"]["ShotSpec"]["properties"]
     shot["transition"] = {"anyOf": [{"$ref": "#/$defs/TransitionSpec"}, {"enum": ["cut"]}],
                           "description": TransitionSpec.__doc__}
+    # a `reroll` key that names no task is an error, not an extra property
+    shot["reroll"]["anyOf"][0]["additionalProperties"] = False
     # ... and a character or place as its description alone
     for group in ("characters", "places"):
         for pattern in schema["properties"][group]["patternProperties"].values():
@@ -133,11 +135,13 @@ class Marks:
         """Attach file:line:col: the key for unknown and duplicate keys, else the deepest known value."""
         path = problem.path
         mark = self.keys.get(path) if problem.message.startswith(("unknown key", "duplicate key")) else None
+        if path[-1:] == ("#key",):  # a problem with a key itself (a `reroll` task name): at the key
+            mark = self.keys.get(path[:-1])
         while mark is None and path:
             mark = self.values.get(path)
             path = path[:-1]
         mark = mark or self.values.get(())
-        clean = tuple(p for p in problem.path if p != "#dup")
+        clean = tuple(p for p in problem.path if p not in ("#dup", "#key"))
         if mark is None or file is None:
             return Problem(problem.message, clean, file)
         return Problem(problem.message, clean, file, mark.line + 1, mark.column + 1)
@@ -145,10 +149,21 @@ class Marks:
 
 def _structure_problems(exc: ValidationError) -> list[Problem]:
     problems = []
-    for error in exc.errors(include_url=False):
+    errors = exc.errors(include_url=False)
+    bad_keys = {tuple(e["loc"][:-1]) for e in errors if e["loc"][-1:] == ("[key]",)}
+    for error in errors:
         loc = tuple(error["loc"])
         field = str(loc[-1]) if loc else "storyboard"
         kind, msg, value = error["type"], error["msg"], error.get("input")
+        if loc in bad_keys:
+            continue  # the value of a key that is itself wrong (`{chunk:2:1}` has none): the key is the root cause
+        if loc[-1:] == ("[key]",) and _is_reroll(loc[:-1]):
+            problems.append(Problem(_reroll_key_message(str(value)), loc[:-1] + ("#key",)))
+            continue
+        if _is_reroll(loc):
+            problems.append(Problem(f"`reroll` take of `{field}` must be a whole number, 0 or more (got {value!r})",
+                                    loc))
+            continue
         if kind == "extra_forbidden":
             allowed = sorted(_model_at(loc[:-1]).model_fields)
             message = f"unknown key `{field}`{did_you_mean(field, allowed)}; allowed: {', '.join(allowed)}"
@@ -168,6 +183,23 @@ def _structure_problems(exc: ValidationError) -> list[Problem]:
             message = message.replace("` input should", "` should")
         problems.append(Problem(message, loc))
     return problems
+
+
+def _is_reroll(loc: tuple) -> bool:
+    """Whether `loc` is an entry of a shot's `reroll`: ``("shots", i, "reroll", key)``."""
+    return len(loc) == 4 and loc[0] == "shots" and loc[2] == "reroll"
+
+
+def _reroll_key_message(key: str) -> str:
+    """A `reroll` key that names no task, with the likely slip: no space before the take, or the shot's id."""
+    message = f"`reroll` key {key!r} must name a task of the shot as `keyframe:I` or `chunk:I` (I: its index)"
+    if re.fullmatch(r"(keyframe|chunk):\d+:\d+", key):
+        kind, index, take = key.split(":")
+        return f"{message}; YAML needs a space before the take: `{kind}:{index}: {take}`"
+    if re.fullmatch(r"(keyframe|chunk):.+:\d+", key):
+        kind, *_, index = key.split(":")
+        return f"{message}; the shot is the one it is under: `{kind}:{index}`, not the whole task id"
+    return f"{message}, e.g. `chunk:2: 1`"
 
 
 def _model_at(loc: tuple) -> type[BaseModel]:

@@ -21,6 +21,9 @@ from longvid.families import Checkpoint, checkpoint, get_family
 
 Camera = Literal["static", "push-in", "pull-out", "zoom-in", "zoom-out", "pan-left", "pan-right", "tilt-up", "tilt-down"]
 CHARACTER_REF = re.compile(r"\{([^{}]*)\}")
+REROLL_TASK = r"^(keyframe|chunk):\d+$"  # a task of one shot: its kind and its index among the shot's tasks of that kind
+# A take: 0 is the original seed; strict, so `true` or `1.5` is an error rather than take 1
+Take = Annotated[int, Field(ge=0, strict=True)]
 
 
 class _Spec(BaseModel):
@@ -158,6 +161,11 @@ class ShotSpec(_Spec):
     sound: SoundSpec | None = Field(None, description="Starts on the shot's first frame; trimmed to the shot or "
                                                       "looped; crossfades with the shot's transitions.")
     voice: list[VoiceSpec] = Field(default_factory=list, description="Voice lines; the music ducks under them.")
+    reroll: dict[Annotated[str, Field(pattern=REROLL_TASK)], Take] | None = Field(
+        None, description="Another take of some of the shot's tasks: `keyframe:I` or `chunk:I` (the task's index in "
+        "the shot, as in the task id `chunk:SHOT:I`) -> a take number; take n > 0 draws that task with a seed of "
+        "its own, and only it and what depends on it run again. 0 (or no entry) is the original seed, and every "
+        "take stays in the cache, so going back to one is instant. E.g. {\"chunk:2\": 1, \"keyframe:0\": 3}.")
 
     _transition = field_validator("transition", mode="before")(_transition_shorthand)
 
@@ -165,6 +173,10 @@ class ShotSpec(_Spec):
     def shot_id(self) -> str:
         assert self.id is not None, "ids are filled in by StoryboardSpec"
         return self.id
+
+    def take(self, kind: str, index: int) -> int:
+        """The take asked of the shot's `kind` task `index` (0: the original)."""
+        return (self.reroll or {}).get(f"{kind}:{index}", 0)
 
 
 class LoraSpec(_Spec):

@@ -195,6 +195,36 @@ CASES = {
         """,
         "4:17", "black-forest-labs/FLUX.1-Kontext-dev loads as FluxKontextPipeline, which takes the references itself",
     ),
+    "reroll key without a space before the take": (
+        """\
+        shots:
+          - prompt: a cat
+            duration: 2
+            reroll: {chunk:0:1}
+        """,
+        "4:14", "`reroll` key 'chunk:0:1' must name a task of the shot as `keyframe:I` or `chunk:I` (I: its index); "
+                "YAML needs a space before the take: `chunk:0: 1`",
+    ),
+    "reroll take below 0": (
+        """\
+        shots:
+          - prompt: a cat
+            duration: 2
+            reroll:
+              chunk:0: -1
+        """,
+        "5:16", "`reroll` take of `chunk:0` must be a whole number, 0 or more (got -1)",
+    ),
+    "reroll of a chunk the shot does not have": (
+        """\
+        shots:
+          - prompt: a cat
+            duration: 2
+            reroll: {"keyframe:0": 1, "chunk:9": 1}
+        """,
+        "4:42", "`reroll`: shot 'shot01' has no task `chunk:9`; the tasks it can take again: keyframe:0, chunk:0, "
+                "chunk:1",
+    ),
 }
 
 

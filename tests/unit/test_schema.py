@@ -34,3 +34,14 @@ def test_schema_takes_the_cut_shorthand_and_rejects_unknown_keys(validator):
 def test_schema_names_every_top_level_field():
     assert set(json_schema()["properties"]) == {"title", "fps", "width", "height", "seed", "style", "negative_prompt",
                                                 "characters", "places", "models", "continuity", "qa", "audio", "shots"}
+
+
+def test_schema_describes_a_shots_reroll_and_rejects_keys_that_name_no_task(validator):
+    reroll = json_schema()["$defs"]["ShotSpec"]["properties"]["reroll"]
+    assert "take" in reroll["description"]
+    data = yaml.safe_load(SMALL)
+    data["shots"][1]["reroll"] = yaml.safe_load("{chunk:1: 2, keyframe:0: 0}")
+    assert list(validator.iter_errors(data)) == []
+    for wrong in ({"chunk:hunt:1": 1}, {"chunk:0": -1}, {"chunk": 1}):
+        data["shots"][1]["reroll"] = wrong
+        assert not validator.is_valid(data), wrong
