@@ -91,12 +91,18 @@ def fetch(name: str, source: str | Path | None = None) -> Path:
     return target
 
 
+def _installed(module: str) -> bool:
+    # A module another thread is importing right now (a render beside the studio) is in sys.modules without its
+    # __spec__ yet, and find_spec raises on it: being imported, it is installed.
+    return module in sys.modules or importlib.util.find_spec(module) is not None
+
+
 def resolve_interpolation(backend: str, model: str | None) -> tuple[str, str | None, str | None]:
     """``auto`` -> the best backend available here: rife (weights fetched, torch installed), else flow (OpenCV),
     else linear. Returns (backend, model, a note saying why, or None)."""
     if backend != "auto":
         return backend, model, None
-    has = {m: importlib.util.find_spec(m) is not None for m in ("torch", "cv2")}
+    has = {m: _installed(m) for m in ("torch", "cv2")}
     if has["torch"] and installed("rife-4.0"):
         return "rife", "rife-4.0", None
     missing = "no RIFE weights (longvid models fetch rife-4.0)" if has["torch"] else "torch is not installed"

@@ -113,11 +113,11 @@ def create_app(storyboard: str | Path, options: RenderOptions, token: str, hosts
         body = await _json(request)
         task = str(body.get("task", ""))
         number = body.get("take")
-        if number is None:  # "another take": one more than the newest recorded
-            shot = next((s for s in (await asyncio.to_thread(studio.state)).get("shots", [])
-                         if task.split(":")[1:2] == [s["id"]]), None)
-            current = (shot or {}).get("reroll", {}).get(":".join(task.split(":")[::2]), 0)
-            number = current + 1
+        if number is None:  # "another take": one more than the one recorded now
+            try:
+                number = await asyncio.to_thread(studio.file.take_of, task) + 1
+            except (UserError, StoryboardError) as exc:
+                return JSONResponse({"errors": [str(exc)]}, 400)
         if not isinstance(number, int):
             return JSONResponse({"errors": [f"`take` must be a whole number (got {number!r})"]}, 400)
         return await _write(lambda: studio.file.set_take(task, number, body.get("version")))

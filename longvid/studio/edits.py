@@ -18,6 +18,7 @@ from typing import Any
 from longvid._imports import require
 from longvid.cache import write_atomic
 from longvid.errors import StoryboardError, UserError
+from longvid.planners.compile import compile_storyboard
 from longvid.storyboard import StoryboardSpec, parse_storyboard
 
 # What the page may change on a shot; everything else in the file is left as it is.
@@ -73,19 +74,23 @@ class StoryboardFile:
             raise UserError(f"the studio edits a shot's {', '.join(EDITABLE)}; not {', '.join(unknown)}")
         return self._change(version, lambda doc: self._apply(doc, shot_id, changes))
 
+    def take_of(self, task: str) -> int:
+        """The take a keyframe or chunk task is on now (0: the original)."""
+        kind, shot_id, index = _take_task(task)
+        shot = next((s for s in self.spec().shots if s.shot_id == shot_id), None)
+        if shot is None:
+            raise UserError(f"no shot {shot_id!r} in {self.path.name}")
+        return shot.take(kind, int(index))
+
     def set_take(self, task: str, take: int, version: str) -> str:
         """Record a take of a keyframe or chunk task (`reroll` on its shot; take 0 removes the entry).
 
         Returns:
             The file's new version.
         """
-        match = TAKE_TASK.match(task)
-        if match is None:
-            raise UserError(f"only a keyframe or a chunk has takes (got {task!r}: expected keyframe:SHOT:I or "
-                            f"chunk:SHOT:I)")
+        kind, shot_id, index = _take_task(task)
         if take < 0:
             raise UserError(f"a take is 0 (the original) or more (got {take})")
-        kind, shot_id, index = match.groups()
         name = f"{kind}:{index}"
 
         def apply(doc) -> int:
@@ -120,9 +125,9 @@ class StoryboardFile:
         out = io.StringIO()
         yaml.dump(doc, out)
         new = _splice(yaml, text, out.getvalue(), shot)
-        # 3. valid as the CLI would read it, or nothing is written
+        # 3. valid as `longvid validate` would find it (planning included), or nothing is written
         try:
-            parse_storyboard(new, self.path)
+            compile_storyboard(parse_storyboard(new, self.path))
         except StoryboardError as exc:
             raise InvalidEdit(exc.problems) from None
         # 4. written atomically, unless another editor saved meanwhile
@@ -147,6 +152,14 @@ class StoryboardFile:
         for field, value in changes.items():
             _assign(shot, field, value)
         return index
+
+
+def _take_task(task: str) -> tuple[str, str, str]:
+    match = TAKE_TASK.match(task)
+    if match is None:
+        raise UserError(f"only a keyframe or a chunk has takes (got {task!r}: expected keyframe:SHOT:I or "
+                        f"chunk:SHOT:I)")
+    return match.group(1), match.group(2), match.group(3)
 
 
 def _round_trip(text: str):
