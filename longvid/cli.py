@@ -483,6 +483,42 @@ def _num(value: float | None) -> str:
     return "" if value is None else f"{value:.2f}"
 
 
+class MediaKind(str, Enum):
+    video = "video"
+    per_shot = "per-shot"
+
+
+@app.command()
+@_guarded
+def export(
+    video: Annotated[Path, typer.Argument(help="A video longvid rendered (its manifest beside it).", show_default=False)],
+    output: Annotated[Path, typer.Option("-o", "--output", help="The timeline to write: .otio, .fcpxml or .edl.",
+                                         show_default=False)],
+    media: Annotated[MediaKind, typer.Option(help="video: every clip cuts VIDEO; per-shot: one file per shot with "
+                                             "its handle frames (from the cache), in TIMELINE_media/.")] = MediaKind.video,
+    storyboard: Annotated[Path | None, typer.Option(help="per-shot: the render's storyboard, when the file its "
+                                                    "manifest names has moved.", show_default=False)] = None,
+    cache: CacheOption = None,
+    draft: Annotated[bool, typer.Option("--draft", help="Export a --draft render too.")] = False,
+) -> None:
+    """Write VIDEO's timeline for an editor (OpenTimelineIO): a clip per shot at its exact frames, a dissolve per
+    crossfade, the soundtrack."""
+    from longvid.export import export_timeline
+
+    result = export_timeline(video, output, media=media.value, storyboard=storyboard, cache_dir=cache, draft=draft)
+    for note in result["notes"]:
+        say(f"note: {note}", err=True)
+    if result["folder"]:
+        cached = sum(origin == "cache" for origin in result["handles"].values())
+        where = f"{result['folder']}/ ({result['clips']} shot files with their handles, {cached} from the cache" + \
+            (", soundtrack.wav)" if result["audio"] else ")")
+    else:
+        where = str(video)
+    dissolves = result["transitions"]
+    say(f"wrote {output} ({result['format']}): {result['clips']} clips, {dissolves} dissolve{'s' * (dissolves != 1)}"
+        f"{', a soundtrack' if result['audio'] else ''}; media: {where}")
+
+
 models_app = typer.Typer(help="Model files longvid fetches itself (RIFE weights).", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 

@@ -28,8 +28,14 @@ def references(plan: RenderPlan, task_id: str) -> dict:
 
 
 def build_manifest(plan: RenderPlan, keys: dict[str, str], store: ArtifactStore, execution: Execution, output: Path,
-                   *, crf: int, preset: str, render_seconds: float, devices: list[str], executor: str) -> dict:
-    """The manifest of a finished render (its ``qa`` is filled in by the caller)."""
+                   *, crf: int, preset: str, render_seconds: float, devices: list[str], executor: str,
+                   reseed: dict[str, int] | None = None) -> dict:
+    """The manifest of a finished render (its ``qa`` is filled in by the caller).
+
+    Besides what was rendered, it keeps what rebuilds the same plan (the storyboard's file, the device memory the
+    tasks were planned for, the tasks `--qa-retry` drew again): `longvid export --media per-shot` reads each shot's
+    own frames, handles included, back from the cache through that plan.
+    """
     spec, graph = plan.spec, plan.graph
     cached = set(execution.cached)
 
@@ -59,6 +65,7 @@ def build_manifest(plan: RenderPlan, keys: dict[str, str], store: ArtifactStore,
         t = sp.timing
         shots.append({
             "id": sp.shot.shot_id,
+            "prompt": sp.shot.prompt,
             "frames": [t.start, t.end],
             "rendered": [t.render_start, t.render_end],
             "handles": {"head": t.head, "tail": t.tail},
@@ -89,6 +96,7 @@ def build_manifest(plan: RenderPlan, keys: dict[str, str], store: ArtifactStore,
         })
     return {
         "longvid_version": __version__,
+        "storyboard": spec.source,
         "storyboard_hash": spec.content_hash(),
         "title": spec.title,
         "video": {"path": output.name, "fps": spec.fps, "width": plan.models.out_size[0],
@@ -102,7 +110,8 @@ def build_manifest(plan: RenderPlan, keys: dict[str, str], store: ArtifactStore,
         "continuity": spec.continuity.model_dump(),
         "execution": {"executor": executor, "devices": devices, "ran": len(execution.ran),
                       "cached": len(execution.cached), "computed_inline": len(execution.inline),
-                      "retried": sorted(execution.failures), "damaged": execution.damaged},
+                      "retried": sorted(execution.failures), "damaged": execution.damaged,
+                      "device_memory": plan.output.device_memory, "reseed": dict(reseed or {})},
         "notes": plan.notes,
         "references": [references(plan, task.id) | run_info(task.id) for task in graph if task.kind == "reference"],
         "shots": shots,

@@ -194,7 +194,7 @@ def render(storyboard: Any, output: str | Path, *, cache_dir: str | Path | None 
     # 4. manifest
     seconds = time.perf_counter() - began
     manifest = build_manifest(plan, keys, store, _combined(executions), output, crf=crf, preset=preset,
-                              render_seconds=seconds, devices=device_list, executor=executor)
+                              render_seconds=seconds, devices=device_list, executor=executor, reseed=reseed)
     manifest["qa"] = qa | {"threshold": qa_threshold, "attempts": attempts if qa_retry else None,
                            "kept": {task: plan.graph[task].seed for task in reseed} if qa_retry else None,
                            "identity": identity}

@@ -72,7 +72,7 @@ LAYERS = [  # docs/architecture.md: a module imports only from its own layer and
     ["stitching", "audio"],
     ["stages"],
     ["execution"],
-    ["rendering", "manifest", "qa", "retime"],
+    ["rendering", "manifest", "qa", "retime", "export"],
     ["cli"],
 ]
 
