@@ -202,7 +202,7 @@ def _indentation(text: str) -> tuple[int, int]:
     read from the first of each it has: ruamel writes what it is told, not what it read."""
     mapping = offset = None
     lines = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
-    for line, following in zip(lines, lines[1:]):
+    for line, following in zip(lines, lines[1:], strict=False):
         if not re.match(r"^\s*[^\s#-][^#]*:\s*(#.*)?$", line):
             continue  # only a key whose value starts on the next line
         step = (len(following) - len(following.lstrip())) - (len(line) - len(line.lstrip()))

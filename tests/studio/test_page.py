@@ -35,7 +35,7 @@ def chromium():
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000",
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1200",
                 "--autoplay-policy=no-user-gesture-required", "--disable-gpu"):
         options.add_argument(arg)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
@@ -66,6 +66,7 @@ def wait(driver, condition, timeout: float = 60, every: float = 0.1):
 def screenshot(driver, name: str, tmp_path: Path) -> None:
     folder = Path(os.environ.get("LONGVID_SCREENSHOTS") or tmp_path)
     folder.mkdir(parents=True, exist_ok=True)
+    driver.execute_script("window.scrollTo(0, 0)")
     driver.save_screenshot(str(folder / f"{name}.png"))
 
 

@@ -73,6 +73,7 @@ LAYERS = [  # docs/architecture.md: a module imports only from its own layer and
     ["stages"],
     ["execution"],
     ["rendering", "manifest", "qa", "retime", "export"],
+    ["studio"],
     ["cli"],
 ]
 
