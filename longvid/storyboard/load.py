@@ -69,16 +69,19 @@ def parse_storyboard(text: str, path: str | Path) -> StoryboardSpec:
         StoryboardError: every problem, as ``file:line:col: message``.
     """
     path = Path(path)
+    loader = yaml.SafeLoader(text)  # parsed once: the nodes give the positions, and the data is built from them
+    marks = Marks()
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = loader.get_single_node()
+        duplicates = marks.walk(node, ())  # before the data is built, which flattens merge keys (<<) into the nodes
+        data = loader.construct_document(node) if node is not None and not duplicates else None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         message = f"YAML syntax error: {exc.problem or exc.context}"
         line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
         raise StoryboardError([Problem(message, (), str(path), line, col)]) from None
-    marks = Marks()
-    duplicates = marks.walk(node, ())
+    finally:
+        loader.dispose()
     if duplicates:
         raise StoryboardError([marks.locate(p, str(path)) for p in duplicates])
     return validate_data(data, file=str(path), marks=marks, base_dir=path.resolve().parent)
