@@ -1,6 +1,6 @@
 """Edits from the studio, written back into the storyboard YAML with its comments, order and formatting kept.
 
-Every edit is applied to a round-trip copy of the file (ruamel.yaml), the result is validated exactly as
+Every edit is applied to a round-trip copy of the file (ruamel.yaml; a JSON storyboard is written back as JSON), the result is validated exactly as
 `longvid validate` would read it (the same ``file:line:col`` messages), and only then written, atomically. An edit
 made against an older version of the file (someone saved it in another editor meanwhile) is refused, never merged
 over the other change.
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import re
 from pathlib import Path
@@ -98,7 +99,7 @@ class StoryboardFile:
             rolls = shot.get("reroll") or {}
             if take:
                 if "reroll" not in shot:
-                    shot["reroll"] = _flow_map()
+                    shot["reroll"] = _flow_map() if hasattr(shot, "fa") else {}
                 shot["reroll"][name] = take
             elif name in rolls:
                 del rolls[name]
@@ -118,13 +119,18 @@ class StoryboardFile:
         if version != current:
             raise EditConflict(f"{self.path.name} changed on disk since the page read it (edited elsewhere?): the "
                                f"page shows it again; make the edit again")
-        # 2. the edit, on a round-trip copy
-        yaml = _round_trip(text)
-        doc = yaml.load(text)
-        shot = apply(doc)
-        out = io.StringIO()
-        yaml.dump(doc, out)
-        new = _splice(yaml, text, out.getvalue(), shot)
+        # 2. the edit, on a round-trip copy (a JSON storyboard stays JSON: it has no comments to keep)
+        if self.path.suffix.lower() == ".json":
+            doc = json.loads(text)
+            apply(doc)
+            new = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+        else:
+            yaml = _round_trip(text)
+            doc = yaml.load(text)
+            shot = apply(doc)
+            out = io.StringIO()
+            yaml.dump(doc, out)
+            new = _splice(yaml, text, out.getvalue(), shot)
         # 3. valid as `longvid validate` would find it (planning included), or nothing is written
         try:
             compile_storyboard(parse_storyboard(new, self.path))
@@ -167,8 +173,8 @@ def _round_trip(text: str):
     yaml = ruamel.YAML()  # round-trip: comments, key order, quoting and flow style survive
     yaml.preserve_quotes = True
     yaml.width = 4096  # never re-wrap a user's long prompt
-    mapping, offset = _indentation(text)
-    yaml.indent(mapping=mapping, sequence=offset + 2, offset=offset)
+    mapping, sequence, offset = _indentation(text)
+    yaml.indent(mapping=mapping, sequence=sequence, offset=offset)
     return yaml
 
 
@@ -197,26 +203,24 @@ def _shot_lines(doc, text: str, index: int) -> tuple[int, int]:
     return start, doc.lc.key(after[0])[0] if after else len(text.splitlines())
 
 
-def _indentation(text: str) -> tuple[int, int]:
-    """How the file indents a nested mapping, and a list's dash under its key (``shots:`` then ``  - id:`` is 2),
-    read from the first of each it has: ruamel writes what it is told, not what it read."""
-    mapping = offset = None
+def _indentation(text: str) -> tuple[int, int, int]:
+    """How the file indents: a nested mapping, a list's items (its dash and what follows) and the dash under its
+    key (``shots:`` then ``  - id:`` is 2, 4, 2), read from the first of each it has: ruamel writes what it is
+    told, not what it read."""
+    mapping = sequence = offset = None
     lines = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
     for line, following in zip(lines, lines[1:], strict=False):
         if not re.match(r"^\s*[^\s#-][^#]*:\s*(#.*)?$", line):
             continue  # only a key whose value starts on the next line
         step = (len(following) - len(following.lstrip())) - (len(line) - len(line.lstrip()))
-        if step <= 0 and not following.lstrip().startswith("- "):
-            continue
-        if following.lstrip().startswith("- "):
-            offset = step if offset is None else offset
-        else:
-            mapping = step if mapping is None else mapping
+        item = re.match(r"^\s*-(\s+)\S", following)
+        if item and offset is None:
+            offset, sequence = max(step, 0), max(step, 0) + 1 + len(item.group(1))
+        elif not item and step > 0 and mapping is None:
+            mapping = step
         if mapping is not None and offset is not None:
             break
-    return mapping or 2, max(offset or 0, 0)
-
-
+    return mapping or 2, sequence or 2, offset or 0
 def _flow_map():
     from ruamel.yaml.comments import CommentedMap
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 import difflib
 import http.client
 import json
+import shutil
 import time
 
-from tests.conftest import run_cli
+from tests.conftest import ROOT, run_cli
 from tests.studio.conftest import STORY, needs_studio, request
 
 pytestmark = needs_studio
@@ -120,3 +121,66 @@ def _next_event(response, name: str) -> dict:
         elif line.startswith("data: ") and kind == name:
             return json.loads(line.removeprefix("data: "))
     raise AssertionError(f"no {name!r} event")
+
+
+# ---------------------------------------------------------------------------------------------- the file alone
+
+
+def test_every_other_line_is_kept_byte_for_byte_whatever_the_files_style(tmp_path):
+    from longvid.studio.edits import StoryboardFile
+
+    styles = {
+        "unindented lists, no ids": "fps: 24\nwidth: 64\nheight: 64\ncontinuity: {strategy: overlap-blend,\n"
+                                    "             overlap: 4}\nshots:\n- prompt: one\n  duration: 1\n"
+                                    "- prompt: two   # second\n  duration: 1\n  keyframes:\n  - at: 0.5\n"
+                                    "    prompt: half\n",
+        "flow-style shots": "fps: 24\nwidth: 64\nheight: 64\nshots:\n  - {id: a, prompt: one, duration: 1}  # a\n"
+                            "  - {id: b, prompt: 'two', duration: 1}\n  - {id: c, prompt: three, duration: 1}\n",
+        "four spaces": "fps: 24\nwidth: 64\nheight: 64\nshots:\n    -   id: a\n        prompt: one\n"
+                       "        duration: 1\n    -   id: b\n        prompt: two\n        duration: 1\n",
+    }
+    for name, text in styles.items():
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(text)
+        file = StoryboardFile(path)
+        second = file.spec().shots[1].shot_id
+        file.edit_shot(second, {"prompt": "CHANGED", "duration": 2}, file.read()[1])
+        file.set_take(f"chunk:{second}:0", 1, file.read()[1])
+        after = path.read_text()
+        spec = file.spec()
+        assert (spec.shots[1].prompt, spec.shots[1].duration, spec.shots[1].reroll) == ("CHANGED", 2, {"chunk:0": 1})
+        assert [s.prompt for s in spec.shots] == ["one", "CHANGED"] + (["three"] if name == "flow-style shots" else [])
+        removed = [line for line in difflib.ndiff(text.splitlines(), after.splitlines()) if line[:1] == "-"]
+        assert all("two" in line or "duration: 1" in line for line in removed), (name, removed)
+        kept = [line for line in text.splitlines() if "two" not in line and "duration" not in line]
+        assert all(line in after.splitlines() for line in kept), (name, after)
+
+
+def test_a_json_storyboard_stays_json(tmp_path):
+    from longvid.studio.edits import StoryboardFile
+
+    path = tmp_path / "story.json"
+    path.write_text(json.dumps({"fps": 24, "width": 64, "height": 64,
+                                "shots": [{"id": "a", "prompt": "one", "duration": 1}]}))
+    file = StoryboardFile(path)
+    file.edit_shot("a", {"prompt": "two"}, file.read()[1])
+    file.set_take("keyframe:a:0", 3, file.read()[1])
+    assert json.loads(path.read_text())["shots"][0] == {"id": "a", "prompt": "two", "duration": 1,
+                                                        "reroll": {"keyframe:0": 3}}
+
+
+def test_editing_each_example_changes_only_the_edited_shots_lines(tmp_path):
+    from longvid.studio.edits import StoryboardFile
+
+    shutil.copytree(ROOT / "examples", tmp_path / "examples")
+    for path in sorted((tmp_path / "examples").rglob("*.yaml")):
+        text = path.read_text()
+        file = StoryboardFile(path)
+        shots = file.spec().shots
+        edited = shots[len(shots) // 2]
+        file.edit_shot(edited.shot_id, {"prompt": f"{edited.prompt}, at night"}, file.read()[1])
+        after = path.read_text()
+        changed = [line for line in difflib.ndiff(text.splitlines(), after.splitlines()) if line[:1] in "+-"]
+        assert len(changed) == 2 and all("at night" in line or edited.prompt.split("{")[0] in line
+                                         for line in changed), (path.name, changed)
+        assert file.spec().shots[len(shots) // 2].prompt == f"{edited.prompt}, at night"
