@@ -29,8 +29,8 @@ from longvid.errors import StoryboardError, UserError
 from longvid.studio.edits import EDITABLE, EditConflict, InvalidEdit, StoryboardFile
 from longvid.studio.jobs import RenderOptions, Renders
 from longvid.studio.security import (
-    COOKIE,
     artifact_file,
+    cookie_name,
     host_ok,
     request_token,
     same_origin,
@@ -177,7 +177,8 @@ class Guard:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         request = Request(scope)
-        given, source = request_token(dict(request.query_params), request.headers, request.cookies)
+        given, source = request_token(dict(request.query_params), request.headers, request.cookies,
+                                       self.token)
         if not host_ok(request.headers.get("host"), self.hosts):
             refusal = PlainTextResponse("this server answers only to the address it listens on", 403)
         elif not token_ok(given, self.token):
@@ -196,7 +197,7 @@ class Guard:
         async def with_cookie(message) -> None:  # the first page load: later requests carry the cookie
             if message["type"] == "http.response.start":
                 message.setdefault("headers", []).append(
-                    (b"set-cookie", f"{COOKIE}={self.token}; Path=/; HttpOnly; SameSite=Strict".encode()))
+                    (b"set-cookie", f"{cookie_name(self.token)}={self.token}; Path=/; HttpOnly; SameSite=Strict".encode()))
             await send(message)
 
         await self.app(scope, receive, with_cookie)

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import re
 from pathlib import Path
@@ -26,10 +27,15 @@ def token_ok(given: str | None, token: str) -> bool:
     return bool(given) and hmac.compare_digest(given.encode(), token.encode())
 
 
-def request_token(query: dict, headers, cookies: dict) -> tuple[str | None, str]:
+def cookie_name(token: str) -> str:
+    """The cookie of one studio: cookies ignore ports, so two studios on one machine must not share a name."""
+    return f"{COOKIE}_{hashlib.sha256(token.encode()).hexdigest()[:12]}"
+
+
+def request_token(query: dict, headers, cookies: dict, token: str) -> tuple[str | None, str]:
     """The token a request carries, and where it came from (``query``, ``header`` or ``cookie``)."""
     for source, value in (("query", query.get("token")), ("header", headers.get("x-longvid-token")),
-                          ("cookie", cookies.get(COOKIE))):
+                          ("cookie", cookies.get(cookie_name(token)))):
         if value:
             return value, source
     return None, ""
