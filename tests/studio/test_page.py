@@ -231,6 +231,8 @@ def test_a_reroll_of_one_chunk_re_renders_only_that_chunk_and_the_stitch(page, s
 
 
 def test_progress_events_appear_while_a_render_runs(page, server, project, tmp_path):
+    prompt = page.find_element("id", "prompt")
+    prompt.send_keys(" (typed, not saved)")  # the redraws a render brings must not wipe it
     page.find_element("id", "render").click()
     seen_running = wait(page, lambda: page.execute_script(
         "return document.getElementById('render-state').dataset.state === 'running' && "
@@ -249,6 +251,7 @@ def test_progress_events_appear_while_a_render_runs(page, server, project, tmp_p
     assert stage.startswith(f"encode: {len(plan.encode_tasks)}/{len(plan.encode_tasks)}")
     assert css(page, "#workers .worker[data-worker=local]")
     assert project.output.is_file()
+    assert prompt.get_attribute("value").endswith("(typed, not saved)")
 
 
 def test_closing_the_page_does_not_stop_the_render(page, server, project):

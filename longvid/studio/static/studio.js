@@ -129,10 +129,14 @@ function drawShot(shot) {
   panel.hidden = !shot;
   if (!shot) return;
   const s = studio.state;
-  const editing = panel.dataset.shot === shot.id && panel.dataset.version === s.version && panel.contains(document.activeElement);
+  const same = panel.dataset.shot === shot.id && panel.dataset.version === s.version;
+  // never overwrite what is being typed, or typed and not saved yet
+  const editing = same && (panel.contains(document.activeElement) || Object.keys(formChanges()).length > 0);
   $("#shot-id").textContent = shot.id;
   $("#shot-frames").textContent = `frames ${shot.frames[0]}-${shot.frames[1] - 1}, seed ${shot.seed}` +
     (shot.cast.length ? `, cast: ${shot.cast.join(", ")}` : "");
+  $("#shot-cast").replaceChildren(...s.references.filter((r) => shot.cast.includes(r.name) && r.thumb).map((r) =>
+    el("img", { src: `/thumb/${r.thumb}`, alt: r.name, title: r.name })));
   if (!editing) fillForm(shot);
   panel.dataset.shot = shot.id;
   panel.dataset.version = s.version;
@@ -262,10 +266,16 @@ function notice(text) {
 
 // ---------------------------------------------------------------------------------------------- live progress
 
+// The state is built from the plan and the cache (half a second for a ten-minute storyboard), so while a render
+// runs the page asks for it at most every 2 s and shows each task's progress from the events themselves.
 let refresh = null;
-function refreshSoon() {
-  if (!refresh) refresh = setTimeout(() => { refresh = null; load(); }, 400);
+function refreshSoon(delay = 2000) {
+  if (refresh && delay >= 2000) return;
+  clearTimeout(refresh);
+  refresh = setTimeout(() => { refresh = null; load(); }, delay);
 }
+
+const LIVE = { started: "running", succeeded: "fresh", cached: "fresh", failed: "failed" };
 
 function onProgress(e) {
   const event = JSON.parse(e.data);
@@ -283,7 +293,13 @@ function onProgress(e) {
     ? `${event.seconds.toFixed(2)} s` : null, event.message].filter(Boolean).join(" ");
   $("#log").prepend(el("li", { class: `event ${event.type}`, text }));
   drawProgress();
-  if (["started", "succeeded", "failed", "job", "finished"].includes(event.type)) refreshSoon();
+  const row = event.task && studio.state && studio.state.tasks && taskById(event.task);
+  if (row && LIVE[event.type]) {
+    row.state = LIVE[event.type];
+    if (row.shot === studio.selected) drawShot(studio.state.shots.find((x) => x.id === studio.selected));
+  }
+  if (["job", "finished"].includes(event.type)) refreshSoon(100);
+  else if (["started", "succeeded", "failed"].includes(event.type)) refreshSoon();
 }
 
 function drawProgress() {
@@ -304,7 +320,7 @@ function drawProgress() {
 function listen() {
   const source = new EventSource(`/api/events?version=${studio.state ? studio.state.version : ""}`);
   source.addEventListener("progress", onProgress);
-  source.addEventListener("render", () => refreshSoon());
+  source.addEventListener("render", () => refreshSoon(100));
   source.addEventListener("storyboard", (e) => {
     const { version } = JSON.parse(e.data);
     if (version !== studio.ownVersion) notice("the storyboard changed on disk: reloaded");
