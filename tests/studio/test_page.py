@@ -74,6 +74,12 @@ def css(driver, selector: str):
     return driver.find_elements("css selector", selector)
 
 
+def attrs(driver, selector: str, name: str) -> list[str]:
+    """An attribute of everything `selector` finds, read in one step (the page redraws as events arrive)."""
+    return driver.execute_script(
+        "return [...document.querySelectorAll(arguments[0])].map((n) => n.getAttribute(arguments[1]))", selector, name)
+
+
 def task_state(driver, task: str) -> str | None:
     return driver.execute_script(
         "const r = document.querySelector(`tr.task[data-task='${arguments[0]}'] .state`); return r && r.textContent",
@@ -101,8 +107,8 @@ def render_from_page(driver, server) -> dict:
     number = (request(server, "GET", "/api/state").json()["render"] or {"number": 0})["number"] + 1
     driver.find_element("id", "render").click()
     wait(driver, lambda: driver.execute_script(
-        "const r = window.studio.state.render; return r && r.number === arguments[0] && r.state !== 'running'",
-        number), 120)
+        "const r = window.studio.state.render; return r && r.number === arguments[0] && r.state !== 'running'"
+        " && window.studio.seen.some((e) => e.type === 'job' && e.job === arguments[0])", number), 120)
     state = request(server, "GET", "/api/state").json()
     assert state["render"]["state"] == "succeeded", state["render"]["error"]
     return state
@@ -118,15 +124,15 @@ def test_the_page_lists_every_shot_with_its_thumbnail(page, server, project, tmp
     render(server)
     page.refresh()
     wait(page, lambda: len(css(page, ".shot img.thumb")) == 4)  # wake, hunt (two keyframes), night
-    shots = [node.get_attribute("data-shot") for node in css(page, "#timeline .shot")]
-    assert shots == ["wake", "hunt", "night"]
-    for node in css(page, ".shot img.thumb"):
-        assert wait(page, lambda n=node: page.execute_script("return arguments[0].naturalWidth", n)) > 0
+    assert attrs(page, "#timeline .shot", "data-shot") == ["wake", "hunt", "night"]
+    wait(page, lambda: page.execute_script(
+        "const all = [...document.querySelectorAll('.shot img.thumb, #cast img')];"
+        "return all.length === 5 && all.every((i) => i.complete && i.naturalWidth > 0)"))
     # shots are drawn to scale: 24, 42 and 18 frames of 84
-    widths = [node.size["width"] for node in css(page, "#timeline .shot")]
+    widths = page.execute_script(
+        "return [...document.querySelectorAll('#timeline .shot')].map((n) => n.getBoundingClientRect().width)")
     assert abs(widths[1] / widths[0] - 42 / 24) < 0.1 and abs(widths[2] / widths[0] - 18 / 24) < 0.1
-    assert [n.get_attribute("data-ref") for n in css(page, "#cast .ref")] == ["fox"]  # the cast's reference
-    assert page.execute_script("return document.querySelector('#cast img').naturalWidth") > 0
+    assert attrs(page, "#cast .ref", "data-ref") == ["fox"]  # the cast's reference
     # a click on a shot seeks the video to it
     wait(page, lambda: page.execute_script("return document.getElementById('video').readyState") >= 1)
     select_shot(page, "hunt")
@@ -145,7 +151,7 @@ def test_flagged_seams_are_marked_on_the_timeline(page, server, project, tmp_pat
     manifest_path.write_text(json.dumps(manifest))
     page.refresh()
     wait(page, lambda: len(css(page, "#timeline .seam")) == len(seams))
-    markers = {m.get_attribute("data-seam") for m in css(page, "#timeline .seam")}
+    markers = set(attrs(page, "#timeline .seam", "data-seam"))
     assert markers == {f"{s['shot']}:{s['chunk']}" for s in seams}
 
 
