@@ -75,8 +75,9 @@ def page_state(renders: Renders, store: ArtifactStore) -> tuple[dict, set[str]]:
     out |= {"title": spec.title, "fps": spec.fps, "width": spec.width, "height": spec.height,
             "total_frames": plan.total_frames, "shots": shots, "tasks": tasks, "references": references,
             "cameras": list(_cameras()), "notes": plan.notes,
-            "models": {"keyframes": spec.models.keyframes.model_dump(mode="json").get("backend"),
-                       "video": spec.models.video.model_dump(mode="json").get("backend")},
+            "models": {"keyframes": plan.models.keyframe_model or "preview",
+                       "video": spec.models.video.model or spec.models.video.family,
+                       "interpolation": plan.models.interpolation},
             "qa": _flagged(manifest), "stale": sum(row["state"] != "fresh" for row in tasks)}
     return out, shown
 

@@ -63,10 +63,12 @@ def wait(driver, condition, timeout: float = 60, every: float = 0.1):
     raise AssertionError(f"timed out after {timeout} s")
 
 
-def screenshot(driver, name: str, tmp_path: Path) -> None:
+def screenshot(driver, name: str, tmp_path: Path, at: str | None = None) -> None:
+    """Save the page, from its top or with `at` (a selector) at the top of the window."""
     folder = Path(os.environ.get("LONGVID_SCREENSHOTS") or tmp_path)
     folder.mkdir(parents=True, exist_ok=True)
-    driver.execute_script("window.scrollTo(0, 0)")
+    driver.execute_script("const n = arguments[0] && document.querySelector(arguments[0]);"
+                          "if (n) n.scrollIntoView(true); else window.scrollTo(0, 0)", at)
     driver.save_screenshot(str(folder / f"{name}.png"))
 
 
@@ -138,6 +140,11 @@ def test_the_page_lists_every_shot_with_its_thumbnail(page, server, project, tmp
     select_shot(page, "hunt")
     wait(page, lambda: abs(page.execute_script("return document.getElementById('video').currentTime") - 2.0) < 0.05)
     assert page.find_element("id", "shot-frames").text.startswith("frames 24-65")
+    facts = page.find_element("id", "facts").text
+    assert "models: keyframes preview, video preview" in facts
+    hunt = next(s for s in json.loads(project.output.with_suffix(".manifest.json").read_text())["shots"]
+                if s["id"] == "hunt")
+    assert f"chunk:hunt:1: seed {hunt['chunks'][1]['seed']}" in facts  # the manifest's seeds, all 63 bits
     screenshot(page, "studio-overview", tmp_path)
 
 
@@ -178,7 +185,7 @@ def test_editing_a_prompt_updates_the_yaml_and_shows_the_shot_stale(page, server
     assert task_state(page, "keyframe:wake:0") == "fresh"  # the other shots are untouched
     assert css(page, ".shot[data-shot='hunt'][data-state=stale]")
     select_shot(page, "hunt")
-    screenshot(page, "studio-edit", tmp_path)
+    screenshot(page, "studio-edit", tmp_path, at="#shot")
 
 
 def test_an_invalid_duration_shows_the_error_and_leaves_the_file(page, server, project, tmp_path):
@@ -209,6 +216,7 @@ def test_a_reroll_of_one_chunk_re_renders_only_that_chunk_and_the_stitch(page, s
     wait(page, lambda: task_state(page, "chunk:hunt:1") == "stale")
     reasons = reasons_of(page, "chunk:hunt:1")
     assert "seed_changed: take 0 -> 1" in reasons
+    screenshot(page, "studio-takes", tmp_path, at="#edit")
     # what depends on the chunk, from the plan itself: the segments that read it, and the join; the preview's
     # chunks are not stored, so those segments draw their other chunks again too
     plan, _ = prepare(load_storyboard(project.storyboard), Output())
@@ -233,7 +241,6 @@ def test_a_reroll_of_one_chunk_re_renders_only_that_chunk_and_the_stitch(page, s
     assert project.storyboard.read_text() == STORY
     render_from_page(page, server)
     assert started(page, 3) == {"concat"}
-    screenshot(page, "studio-takes", tmp_path)
 
 
 def test_progress_events_appear_while_a_render_runs(page, server, project, tmp_path):

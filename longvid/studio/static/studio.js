@@ -160,7 +160,7 @@ function drawShot(shot) {
   const facts = shot.rendered;
   $("#facts").replaceChildren(facts ? el("div", {},
     el("p", { text: `rendered frames ${facts.frames[0]}-${facts.frames[1] - 1}, seed ${facts.seed}; models: ` +
-                    `keyframes ${s.models.keyframes}, video ${s.models.video}` }),
+                    `keyframes ${s.models.keyframes}, video ${s.models.video}, interpolation ${s.models.interpolation}` }),
     el("ul", {}, ...[...facts.keyframes, ...facts.chunks].map((f) => el("li", { text:
       `${f.task}: seed ${f.seed}` + (f.take ? `, take ${f.take}` : "") + (f.seconds != null ? `, ${f.seconds.toFixed(2)} s` : "") +
       (f.worker ? ` on ${f.worker}` : "") + (f.cached ? " (cached)" : "") })))) : el("p", { text: "not rendered yet" }));
