@@ -184,3 +184,37 @@ def test_editing_each_example_changes_only_the_edited_shots_lines(tmp_path):
         assert len(changed) == 2 and all("at night" in line or edited.prompt.split("{")[0] in line
                                          for line in changed), (path.name, changed)
         assert file.spec().shots[len(shots) // 2].prompt == f"{edited.prompt}, at night"
+
+
+def test_the_command_renders_with_its_options_in_worker_processes(project):
+    """`longvid studio` passes -o, --cache, --workers, --crf and --preset to the renders the page starts."""
+    import re
+    import signal
+    import subprocess
+    import sys
+    from types import SimpleNamespace
+
+    output = project.folder / "out" / "film.mp4"
+    output.parent.mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "longvid", "studio", str(project.storyboard), "--no-browser",
+                             "--port", "0", "-o", str(output), "--cache", str(project.cache), "--workers", "2",
+                             "--crf", "30", "--preset", "ultrafast"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        url = re.search(r"http://127\.0\.0\.1:(\d+)/\?token=([\w-]+)", proc.stdout.readline())
+        server = SimpleNamespace(port=int(url.group(1)), token=url.group(2))
+        assert request(server, "POST", "/api/render").status == 202
+        deadline = time.monotonic() + 120
+        while (state := request(server, "GET", "/api/state").json())["render"]["state"] == "running":
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=30)
+    assert state["render"]["state"] == "succeeded", state["render"]["error"]
+    manifest = json.loads(output.with_suffix(".manifest.json").read_text())
+    assert (manifest["video"]["crf"], manifest["video"]["preset"]) == (30, "ultrafast")
+    assert manifest["execution"]["devices"] == ["cpu", "cpu"]
+    assert list((project.cache / "objects").iterdir())
+    assert run_cli("status", str(project.storyboard), "--cache", str(project.cache), "--crf", "30",
+                   "--preset", "ultrafast").stdout.splitlines()[-1].startswith(f"{len(state['tasks'])} fresh")
