@@ -26,7 +26,7 @@ from starlette.routing import Route
 
 from longvid.cache import ArtifactStore, default_cache_dir
 from longvid.errors import StoryboardError, UserError
-from longvid.studio.edits import EDITABLE, EditConflict, InvalidEdit, StoryboardFile
+from longvid.studio.edits import EditConflict, InvalidEdit, StoryboardFile
 from longvid.studio.jobs import RenderOptions, Renders
 from longvid.studio.security import (
     artifact_file,
@@ -106,7 +106,9 @@ def create_app(storyboard: str | Path, options: RenderOptions, token: str, hosts
 
     async def edit(request: Request) -> Response:
         body = await _json(request)
-        changes = {k: _number(v) if k == "duration" else v for k, v in (body.get("changes") or {}).items()}
+        if not isinstance(body.get("changes"), dict):
+            return JSONResponse({"errors": ["an edit is {\"changes\": {field: value}, \"version\": ...}"]}, 400)
+        changes = {k: _number(v) if k == "duration" else v for k, v in body["changes"].items()}
         return await _write(lambda: studio.file.edit_shot(request.path_params["shot"], changes, body.get("version")))
 
     async def take(request: Request) -> Response:
@@ -118,13 +120,13 @@ def create_app(storyboard: str | Path, options: RenderOptions, token: str, hosts
                 number = await asyncio.to_thread(studio.file.take_of, task) + 1
             except (UserError, StoryboardError) as exc:
                 return JSONResponse({"errors": [str(exc)]}, 400)
-        if not isinstance(number, int):
+        if not isinstance(number, int) or isinstance(number, bool):
             return JSONResponse({"errors": [f"`take` must be a whole number (got {number!r})"]}, 400)
         return await _write(lambda: studio.file.set_take(task, number, body.get("version")))
 
     async def render(request: Request) -> Response:
         try:
-            job = studio.renders.start()
+            job = await asyncio.to_thread(studio.renders.start)
         except RuntimeError as exc:
             return JSONResponse({"errors": [str(exc)]}, 409)
         except StoryboardError as exc:
@@ -132,7 +134,8 @@ def create_app(storyboard: str | Path, options: RenderOptions, token: str, hosts
         return JSONResponse({"render": job.view()}, 202)
 
     async def events(request: Request) -> Response:
-        start = int(request.headers.get("last-event-id") or request.query_params.get("from") or 0)
+        given = request.headers.get("last-event-id") or request.query_params.get("from") or "0"
+        start = int(given) if given.isdigit() else 0
         return StreamingResponse(_stream(request, studio, start), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
@@ -264,5 +267,3 @@ def _number(value):
             return value
     return value
 
-
-__all__ = ["EDITABLE", "Studio", "create_app"]

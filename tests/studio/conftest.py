@@ -97,8 +97,9 @@ def render(server, timeout: float = 120) -> dict:
 
 
 def request(server, method: str, target: str, *, token: bool | str = True, body=None,
-            headers: dict | None = None, origin: bool = True) -> Reply:
-    """One request, sent exactly as written (http.client does not normalise `..` or encodings)."""
+            headers: dict | None = None, origin: bool = True, stream: bool = False) -> Reply:
+    """One request, sent exactly as written (http.client does not normalise `..` or encodings); with `stream`, the
+    status and headers only (an event stream never ends)."""
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
     head = {"Host": f"127.0.0.1:{server.port}"}
     if token:
@@ -115,6 +116,6 @@ def request(server, method: str, target: str, *, token: bool | str = True, body=
         conn.putheader(k, v)
     conn.endheaders(body)
     response = conn.getresponse()
-    reply = Reply(response.status, {k.lower(): v for k, v in response.getheaders()}, response.read())
+    reply = Reply(response.status, {k.lower(): v for k, v in response.getheaders()}, b"" if stream else response.read())
     conn.close()
     return reply

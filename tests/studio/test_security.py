@@ -148,3 +148,21 @@ def _own_address() -> str | None:
         except OSError:
             return None
     return None if address.startswith("127.") else address
+
+
+def test_malformed_requests_get_a_clear_400_and_change_nothing(server, project):
+    before = project.storyboard.read_bytes()
+    version = request(server, "GET", "/api/state").json()["version"]
+    for path, body in (("/api/shots/wake", {"changes": "prompt", "version": version}),
+                       ("/api/shots/wake", {"changes": {"prompt": "x"}}),
+                       ("/api/shots/wake", ["not", "an", "object"]),
+                       ("/api/takes", {"task": "encode:wake:0", "version": version}),
+                       ("/api/takes", {"task": "chunk:wake:0", "take": True, "version": version}),
+                       ("/api/takes", {"task": "chunk:wake:0", "take": -1, "version": version}),
+                       ("/api/takes", {"task": "chunk:nope:0", "version": version})):
+        reply = request(server, "POST", path, body=body)
+        assert reply.status == 400, (path, body, reply.body)
+        assert reply.json()["errors"][0]
+    assert project.storyboard.read_bytes() == before
+    events = request(server, "GET", "/api/events?from=nonsense", headers={"Last-Event-ID": "x"}, stream=True)
+    assert events.status == 200
