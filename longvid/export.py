@@ -27,6 +27,8 @@ from longvid._version import __version__
 from longvid.cache import ArtifactStore, default_cache_dir, write_atomic
 from longvid.errors import OutputPathError, RenderError, UserError
 from longvid.manifest import manifest_path
+from longvid.planners.compile import Output
+from longvid.rendering import as_spec, check_writable, prepare, project_id
 from longvid.stitching.encode import Mp4Writer, video_rate, write_wav
 
 # suffix -> (OpenTimelineIO adapter, the plugin package's module that provides it; None: built in)
@@ -273,9 +275,6 @@ def _rebuild_plan(manifest: dict, storyboard: Any, store: ArtifactStore) -> tupl
 
     Preview chunks are not stored (the segments computed them); the plan says how to compute them again.
     """
-    from longvid.planners.compile import Output
-    from longvid.rendering import as_spec, prepare, project_id
-
     source = storyboard if storyboard is not None else manifest.get("storyboard")
     if source is None:
         return "the manifest names no storyboard file (one built in Python?): give it with --storyboard"
@@ -355,10 +354,7 @@ def _format_of(output: Path) -> tuple[str, str | None]:
     suffix = output.suffix.lower()
     if suffix not in FORMATS:
         raise OutputPathError(f"the timeline must be a {', '.join(FORMATS)} file (got {str(output)!r})")
-    if output.is_dir():
-        raise OutputPathError(f"output {str(output)!r} is a directory")
-    if output.parent.exists() and not output.parent.is_dir():
-        raise OutputPathError(f"output folder {str(output.parent)!r} is a file")
+    check_writable(output)
     return FORMATS[suffix]
 
 

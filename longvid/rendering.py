@@ -56,8 +56,14 @@ def check_output(output: str | Path) -> Path:
     path = Path(output)
     if path.suffix.lower() != ".mp4":
         raise OutputPathError(f"output must be an .mp4 file (got {str(output)!r})")
+    return check_writable(path)
+
+
+def check_writable(path: Path) -> Path:
+    """`path`, if a file can be written there (not a folder, in a folder that is not a file); else an
+    `OutputPathError`."""
     if path.is_dir():
-        raise OutputPathError(f"output {str(output)!r} is a directory")
+        raise OutputPathError(f"output {str(path)!r} is a directory")
     if path.parent.exists() and not path.parent.is_dir():
         raise OutputPathError(f"output folder {str(path.parent)!r} is a file")
     return path

@@ -55,9 +55,10 @@ class StoryboardFile:
         text = self.path.read_text(encoding="utf-8")
         return text, version_of(text)
 
-    def spec(self) -> StoryboardSpec:
-        """The storyboard as it is on disk, validated (StoryboardError with every problem if it is not valid)."""
-        return parse_storyboard(self.read()[0], self.path)
+    def spec(self, text: str | None = None) -> StoryboardSpec:
+        """The storyboard as it is on disk (or `text`, read from it), validated (StoryboardError with every
+        problem if it is not valid)."""
+        return parse_storyboard(self.read()[0] if text is None else text, self.path)
 
     def edit_shot(self, shot_id: str, changes: dict[str, Any], version: str) -> str:
         """Change some of a shot's `EDITABLE` fields (None removes one, back to its default).
@@ -73,7 +74,7 @@ class StoryboardFile:
         unknown = sorted(set(changes) - set(EDITABLE))
         if unknown:
             raise UserError(f"the studio edits a shot's {', '.join(EDITABLE)}; not {', '.join(unknown)}")
-        return self._change(version, lambda doc: self._apply(doc, shot_id, changes))
+        return self._change(version, lambda doc, ids: self._apply(doc, ids, shot_id, changes))
 
     def take_of(self, task: str) -> int:
         """The take a keyframe or chunk task is on now (0: the original)."""
@@ -94,8 +95,8 @@ class StoryboardFile:
             raise UserError(f"a take is 0 (the original) or more (got {take})")
         name = f"{kind}:{index}"
 
-        def apply(doc) -> int:
-            index, shot = self._shot(doc, shot_id)
+        def apply(doc, ids: list[str]) -> int:
+            index, shot = self._shot(doc, ids, shot_id)
             rolls = shot.get("reroll") or {}
             if take:
                 if "reroll" not in shot:
@@ -119,15 +120,17 @@ class StoryboardFile:
         if version != current:
             raise EditConflict(f"{self.path.name} changed on disk since the page read it (edited elsewhere?): the "
                                f"page shows it again; make the edit again")
-        # 2. the edit, on a round-trip copy (a JSON storyboard stays JSON: it has no comments to keep)
+        # 2. the edit, on a round-trip copy (a JSON storyboard stays JSON: it has no comments to keep); shots are
+        #    found by their ids, which the spec fills in (shot01, shot02, ...) where the file has none
+        ids = [s.shot_id for s in self.spec(text).shots]
         if self.path.suffix.lower() == ".json":
             doc = json.loads(text)
-            apply(doc)
+            apply(doc, ids)
             new = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
         else:
             yaml = _round_trip(text)
             doc = yaml.load(text)
-            shot = apply(doc)
+            shot = apply(doc, ids)
             out = io.StringIO()
             yaml.dump(doc, out)
             new = _splice(yaml, text, out.getvalue(), shot)
@@ -145,16 +148,14 @@ class StoryboardFile:
         os.chmod(self.path, mode & 0o7777)
         return version_of(new)
 
-    def _shot(self, doc, shot_id: str):
+    def _shot(self, doc, ids: list[str], shot_id: str):
         shots = doc.get("shots") if hasattr(doc, "get") else None
-        # ids are filled in by the spec (shot01, shot02, ...) where the file has none
-        ids = [s.shot_id for s in self.spec().shots]
         if not shots or shot_id not in ids:
             raise UserError(f"no shot {shot_id!r} in {self.path.name} (shots: {', '.join(ids)})")
         return ids.index(shot_id), shots[ids.index(shot_id)]
 
-    def _apply(self, doc, shot_id: str, changes: dict[str, Any]) -> int:
-        index, shot = self._shot(doc, shot_id)
+    def _apply(self, doc, ids: list[str], shot_id: str, changes: dict[str, Any]) -> int:
+        index, shot = self._shot(doc, ids, shot_id)
         for field, value in changes.items():
             _assign(shot, field, value)
         return index

@@ -8,6 +8,7 @@ the CLI would not.
 from __future__ import annotations
 
 import json
+import typing
 from pathlib import Path
 
 from longvid.cache import ArtifactStore
@@ -15,6 +16,7 @@ from longvid.errors import StoryboardError
 from longvid.manifest import manifest_path
 from longvid.planners.compile import Output
 from longvid.rendering import plan_status, project_id
+from longvid.storyboard.schema import Camera
 from longvid.studio.jobs import Renders
 
 
@@ -26,7 +28,7 @@ def page_state(renders: Renders, store: ArtifactStore) -> tuple[dict, set[str]]:
                  "video": _video(options.output)}
     manifest = _manifest(options.output)
     try:
-        spec = file.spec()
+        spec = file.spec(text)  # the text the version was taken from: the page's version and shots agree
     except StoryboardError as exc:  # edited elsewhere into something invalid: say so, show nothing stale
         out["problems"] = [str(p) for p in exc.problems]
         return out, set()
@@ -74,20 +76,12 @@ def page_state(renders: Renders, store: ArtifactStore) -> tuple[dict, set[str]]:
                   for task in plan.graph if task.kind == "reference"]
     out |= {"title": spec.title, "fps": spec.fps, "width": spec.width, "height": spec.height,
             "total_frames": plan.total_frames, "shots": shots, "tasks": tasks, "references": references,
-            "cameras": list(_cameras()), "notes": plan.notes,
+            "cameras": list(typing.get_args(Camera)), "notes": plan.notes,
             "models": {"keyframes": plan.models.keyframe_model or "preview",
                        "video": spec.models.video.model or spec.models.video.family,
                        "interpolation": plan.models.interpolation},
             "qa": _flagged(manifest), "stale": sum(row["state"] != "fresh" for row in tasks)}
     return out, shown
-
-
-def _cameras() -> tuple[str, ...]:
-    import typing
-
-    from longvid.storyboard.schema import Camera
-
-    return typing.get_args(Camera)
 
 
 def _video(output: Path) -> dict:
