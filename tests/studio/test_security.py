@@ -8,6 +8,8 @@ import signal
 import socket
 import subprocess
 import sys
+import time
+from types import SimpleNamespace
 
 import pytest
 
@@ -117,12 +119,27 @@ def test_the_command_prints_the_local_address_and_warns_for_another_host(project
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
         try:
             line = proc.stdout.readline()
+            shown = "0.0.0.0" if warned else "127.0.0.1"
+            url = re.search(rf"http://{re.escape(shown)}:(\d+)/\?token=([\w-]{{20,}})", line)
+            assert url, line
+            # the address it printed serves (and only then is Ctrl-C sent: a process started with SIGINT
+            # ignored, as a background job is, hears it only once uvicorn listens for it)
+            server = SimpleNamespace(port=int(url.group(1)), token=url.group(2))
+            deadline = time.monotonic() + 30
+            while _status(server, {"Host": f"{shown}:{server.port}"}) != 200:
+                assert time.monotonic() < deadline and proc.poll() is None
+                time.sleep(0.1)
         finally:
             proc.send_signal(signal.SIGINT)
             _, err = proc.communicate(timeout=30)
-        shown = "0.0.0.0" if warned else "127.0.0.1"
-        assert re.search(rf"http://{re.escape(shown)}:\d+/\?token=[\w-]{{20,}}", line), line
         assert ("warning: the studio listens on 0.0.0.0" in err) is warned, err
+
+
+def _status(server, headers: dict) -> int | None:
+    try:
+        return request(server, "GET", "/api/state", headers=headers).status
+    except OSError:
+        return None
 
 
 def test_a_bad_storyboard_or_port_exits_2(project, tmp_path):
