@@ -130,6 +130,7 @@ class Tally:
     def __init__(self):
         self.total: dict[str, int] = {}
         self.done: dict[str, int] = {}
+        self.cached: dict[str, int] = {}
 
     def __call__(self, event) -> str | None:
         """Count `event`; returns the kind it moved, if any."""
@@ -140,35 +141,51 @@ class Tally:
             self.total[event.kind] = self.total.get(event.kind, 0) + amount
         if event.type in ("cached", "succeeded"):
             self.done[event.kind] = self.done.get(event.kind, 0) + amount
+        if event.type == "cached":
+            self.cached[event.kind] = self.cached.get(event.kind, 0) + amount
         return event.kind
 
     def line(self, kind: str) -> str:
         unit = " frames" if kind == "encode" else ""
-        return f"{LABELS.get(kind, kind)}: {self.done.get(kind, 0)}/{self.total.get(kind, 0)}{unit}"
+        cached = f" ({self.cached[kind]} from the cache)" if self.cached.get(kind) else ""
+        return f"{LABELS.get(kind, kind)}: {self.done.get(kind, 0)}/{self.total.get(kind, 0)}{unit}{cached}"
 
 
 class LineProgress:
-    """Progress for logs (output that is not a terminal): a line when a kind passes each tenth, and when it ends."""
+    """Progress for logs (output that is not a terminal): a line when a kind passes each tenth of its work, and a
+    last line per kind saying what was done in all (and how much of it came from the cache).
+
+    The executor reports every task as queued or cached before any runs, so nothing is printed until work
+    starts: a cached task seen early would otherwise read as its kind being complete."""
 
     def __init__(self):
         self.tally = Tally()
         self.shown: dict[str, int] = {}
+        self.printed: dict[str, str] = {}
+        self.running = False
 
     def __call__(self, event) -> None:
         kind = self.tally(event)
-        if kind is None or event.type == "queued":
+        self.running = self.running or event.type in ("started", "succeeded", "finished")
+        if kind is None or event.type in ("queued", "cached") or not self.running:
             return
         total = self.tally.total[kind]
         tenth = self.tally.done[kind] * 10 // max(total, 1)
         if tenth > self.shown.get(kind, -1):
             self.shown[kind] = tenth
-            say(self.tally.line(kind), err=True)
+            self._say(kind)
+
+    def _say(self, kind: str) -> None:
+        self.printed[kind] = self.tally.line(kind)
+        say(self.printed[kind], err=True)
 
     def start(self) -> None:
         pass
 
     def stop(self) -> None:
-        pass
+        for kind in self.tally.total:  # the last word on each kind: what was done, the cache's part included
+            if self.printed.get(kind) != self.tally.line(kind):
+                self._say(kind)
 
 
 class RichProgress:
@@ -319,7 +336,8 @@ def render(
     summary = manifest["qa"]["summary"]
     if summary["seams"]:
         say(f"seams: mean score {summary['mean_seam_score']:.2f}, worst {summary['worst_seam_score']:.2f} "
-            f"(1.0: invisible; `longvid qa {output}` for each seam)")
+            f"(1.0: invisible), on {summary['measured_on']}; `longvid qa {output}` gives each seam, measured on "
+            f"the encoded video")
     if identity := manifest["qa"].get("identity"):
         summary = identity["summary"]
         say(f"identity: mean likeness {_num(summary['mean'])}, worst {_num(summary['worst'])}, "
@@ -355,7 +373,8 @@ def status(
 def studio(
     storyboard: StoryboardArg,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="The .mp4 the page renders and plays "
-                                                "(default: the storyboard's name, .mp4, beside it).",
+                                                "(default: the file the storyboard's last render wrote, as the cache "
+                                                "remembers it; never rendered: its name, .mp4, beside it).",
                                                 show_default=False)] = None,
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port (0: any free one; the default falls back to a "
                                       "free one when it is taken).")] = 8765,
@@ -372,12 +391,19 @@ def studio(
     import webbrowser
 
     from longvid.execution.pools import resolve_devices
-    from longvid.rendering import check_output
+    from longvid.rendering import check_output, last_output
     from longvid.storyboard import load_storyboard
     from longvid.studio import RenderOptions, start
 
-    load_storyboard(storyboard)  # a broken storyboard is reported here, as by `longvid validate`
-    output = check_output(output or storyboard.with_suffix(".mp4"))
+    spec = load_storyboard(storyboard)  # a broken storyboard is reported here, as by `longvid validate`
+    if output is None and (output := last_output(spec, cache)) is not None:
+        which = f"showing {output}: the last render of {storyboard} (-o chooses another file)"
+    elif output is None:
+        output = storyboard.with_suffix(".mp4")
+        which = f"{storyboard} has no render in the cache yet: a render from the page writes {output}"
+    else:
+        which = f"showing {output}"
+    output = check_output(output)
     if host not in ("127.0.0.1", "localhost", "::1"):
         say(f"warning: the studio listens on {host}, not only this machine: anyone who can reach it and has the "
             f"token can edit {storyboard} and start renders", err=True)
@@ -385,6 +411,7 @@ def studio(
                             workers=workers, devices=resolve_devices(workers, devices.split(",") if devices else None))
     server = start(storyboard, options, host=host, port=port)
     say(f"longvid studio for {storyboard}: {server.url}")
+    say(which)
     say("Ctrl-C stops the server (and a render it is running).")
     if not no_browser:
         webbrowser.open(server.url)
@@ -452,8 +479,11 @@ def qa(
     Console(highlight=False, soft_wrap=True, markup=False, emoji=False).print(table)
     summary = report["summary"]
     say(f"{summary['seams']} seams: mean score {_num(summary['mean_seam_score'])}, worst "
-              f"{_num(summary['worst_seam_score'])} (1.0: invisible); mean colour drift "
-              f"{_num(summary['mean_colour_drift'])}")
+        f"{_num(summary['worst_seam_score'])} (1.0: invisible); mean colour drift "
+        f"{_num(summary['mean_colour_drift'])}; measured on {summary['measured_on']} (the render's summary "
+        f"measures its frames before encoding, so compression makes them differ a little)")
+    if summary.get("warp_error_not_measured"):
+        say(f"warp error not measured: {summary['warp_error_not_measured']}")
     _print_identity(report.get("identity"))
 
 
@@ -511,7 +541,7 @@ def export(
     if result["folder"]:
         cached = sum(origin == "cache" for origin in result["handles"].values())
         where = f"{result['folder']}/ ({result['clips']} shot files with their handles, {cached} from the cache" + \
-            (", soundtrack.wav)" if result["audio"] else ")")
+            (", soundtrack.wav)" if result["soundtrack_file"] else ")")
     else:
         where = str(video)
     dissolves = result["transitions"]
@@ -650,25 +680,31 @@ def validate(
     counts = {kind: len(plan.graph.of_kind(kind))
               for kind in ("reference", "keyframe", "chunk", "decode", "refine", "interpolate", "identity", "encode",
                            "audio", "sound", "mix")}
-    cast = f"{counts['reference']} references, " if counts["reference"] else ""
-    identity = "".join(f", {counts[kind]} {name}" for kind, name in (("decode", "decodes"), ("refine", "refines"),
-                                                                      ("identity", "identity checks")) if counts[kind])
-    identity += ", a sound track" if counts["audio"] else ""
-    identity += f", {counts['sound']} generated sounds" if counts["sound"] else ""
-    identity += ", a soundtrack mix" if counts["mix"] else ""
-    say(f"ok: {storyboard}: {len(spec.shots)} shots, {spec.duration:g} s = {spec.total_frames} frames at "
-        f"{spec.fps:g} fps, {spec.width}x{spec.height}; {len(plan.graph)} tasks "
-        f"({cast}{counts['keyframe']} keyframes, {counts['chunk']} chunks, {counts['interpolate']} interpolations"
-        f"{identity}, {counts['encode']} segments)")
+    parts = [_count(counts[kind], word) for kind, word in (("reference", "reference"), ("keyframe", "keyframe"),
+                                                            ("chunk", "chunk"), ("interpolate", "interpolation"))
+             if counts[kind] or kind != "reference"]
+    parts += [_count(counts[kind], word) for kind, word in (("decode", "decode"), ("refine", "refine"),
+                                                             ("identity", "identity check"),
+                                                             ("sound", "generated sound")) if counts[kind]]
+    parts += ["a sound track"] * bool(counts["audio"]) + ["a soundtrack mix"] * bool(counts["mix"])
+    say(f"ok: {storyboard}: {_count(len(spec.shots), 'shot')}, {spec.duration:g} s = {spec.total_frames} frames at "
+        f"{spec.fps:g} fps, {spec.width}x{spec.height}; {_count(len(plan.graph), 'task')} "
+        f"({', '.join(parts)}, {_count(counts['encode'], 'segment')})")
     for note in plan.notes:
         say(f"note: {note}")
     if memory:
         _memory_table(plan, device_memory)
 
 
+def _count(n: int, word: str) -> str:
+    """``1 shot``, ``2 shots``."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
 def _memory_table(plan, device: str | None) -> None:
     """One line per model task: its estimated peak, what makes it up, and the settings it runs with."""
     from longvid.cache import human_bytes
+    from longvid.planners.memory_plan import planned_settings, settings_text
 
     if not plan.memory:
         say("memory: no model task to estimate (the preview needs no device memory; a model whose configs are not "
@@ -679,10 +715,8 @@ def _memory_table(plan, device: str | None) -> None:
     say(f"memory per task (estimated peak; {planned}):")
     width = max(len(row.task) for row in plan.memory)
     for row in plan.memory:
-        est, p = row.estimate, plan.graph[row.task].params
-        pipeline = getattr(p, "pipeline", None)
-        settings = (f"tiling {'on' if p.tiling else 'off'}" if row.kind == "decode" else
-                    f"offload {pipeline.offload}, tiling {'on' if pipeline.vae_tiling else 'off'}")
+        est = row.estimate
+        settings = settings_text(planned_settings(plan.graph[row.task]))
         verdict = "" if row.choice is None else "  fits" if row.choice.fits else "  DOES NOT FIT"
         say(f"{row.task:<{width}}  {row.kind:<8} {human_bytes(est.peak):>10}  (weights "
             f"{human_bytes(est.weights_on_device)}, denoise {human_bytes(est.activations)}, decode "
@@ -741,7 +775,9 @@ def plan(
         origin = "rules"
     if title:
         spec.title = title
-    header = f"# planned by longvid {__version__} ({origin}) from: {prompt[:80]!r}\n"
+    from longvid.planners.rules import prompt_comment
+
+    header = f"# planned by longvid {__version__} ({origin}) from this prompt:\n{prompt_comment(prompt)}"
     text = header + spec.to_yaml()
     if output is None:
         say(text, end="")

@@ -26,7 +26,7 @@ from longvid._imports import require
 from longvid._version import __version__
 from longvid.cache import ArtifactStore, default_cache_dir, write_atomic
 from longvid.errors import OutputPathError, RenderError, UserError
-from longvid.manifest import manifest_path
+from longvid.manifest import keyframe_frame, manifest_path
 from longvid.planners.compile import Output
 from longvid.rendering import as_spec, check_writable, prepare, project_id
 from longvid.stitching.encode import Mp4Writer, video_rate, write_wav
@@ -110,11 +110,13 @@ def export_timeline(video: str | Path, output: str | Path, *, media: str = "vide
                      f"{output.name} (its cut points are exact); .otio and .edl keep them as dissolves")
         transitions = 0
     if adapter == "cmx_3600" and track_sound:
-        notes.append(f"an EDL holds the video track alone: the soundtrack is not in {output.name}")
+        where = "soundtrack.wav in the media folder" if folder else f"the video ({video.name})"
+        notes.append(f"an EDL holds the video track alone: the soundtrack is not in {output.name}; it is in {where}")
     text = otio.adapters.write_to_string(timeline.deepcopy(), adapter_name=adapter)  # cmx_3600 edits its input
     write_atomic(output, text)
     return {"path": str(output), "format": adapter, "clips": len(shots), "transitions": transitions,
-            "audio": track_sound is not None, "media": sorted({m.url for m in shots}), "handles": handles,
+            "audio": track_sound is not None and adapter != "cmx_3600",  # a soundtrack on the timeline
+            "soundtrack_file": bool(folder and track_sound), "media": sorted({m.url for m in shots}), "handles": handles,
             "folder": str(folder) if folder else None, "notes": notes}
 
 
@@ -202,7 +204,7 @@ def clip_metadata(shot: dict) -> dict:
     return {"shot": shot["id"], "prompt": shot.get("prompt"), "seed": shot.get("seed"),
             "frames": shot["frames"], "rendered": shot["rendered"], "handles": shot["handles"],
             "transition": shot.get("transition"),
-            "keyframes": [{"frame": shot["rendered"][0] + k["frame"], "timecode": k.get("timecode"),
+            "keyframes": [{"frame": keyframe_frame(shot, k), "timecode": k.get("timecode"),
                            "prompt": k.get("prompt")} for k in shot.get("keyframes", [])],
             "cache_keys": recorded_keys(shot)}
 

@@ -38,6 +38,8 @@ class Family:
         steps, guidance: defaults for ``models.video.steps`` and ``guidance``.
         known_models: hub ids known to work.
         vram: what the model's authors publish about memory.
+        decode_chunk_size: frames its pipeline decodes at once by default, for a family that decodes in chunks
+            (None: it decodes otherwise); `offload: auto` may lower it.
     """
 
     name: str
@@ -52,6 +54,7 @@ class Family:
     guidance: float = 5.0
     known_models: tuple[str, ...] = ()
     vram: str = ""
+    decode_chunk_size: int | None = None
 
     @property
     def abilities(self) -> frozenset[str]:
@@ -95,7 +98,8 @@ FAMILIES: dict[str, Family] = {
         Family("svd", "14,25", 25, 7, 1, "[B,F,C,h,w]", 64,
                {"StableVideoDiffusionPipeline": ("first",)}, steps=25, guidance=3.0,
                known_models=("stabilityai/stable-video-diffusion-img2vid-xt", "stabilityai/stable-video-diffusion-img2vid"),
-               vram="not published as one figure; diffusers documents `decode_chunk_size` and CPU offload to fit 8-16 GB"),
+               vram="not published as one figure; diffusers documents `decode_chunk_size` and CPU offload to fit 8-16 GB",
+               decode_chunk_size=8),
         Family("cogvideox", "8k+1", 49, 8, 4, "[B,F,C,h,w]", 16,
                {"CogVideoXPipeline": ("text",), "CogVideoXImageToVideoPipeline": ("first",)},
                steps=50, guidance=6.0,
@@ -150,7 +154,7 @@ FAMILIES: dict[str, Family] = {
         Family("animatediff", "16", 16, 8, 1, "[B,C,F,h,w]", 8,
                {"AnimateDiffPipeline": ("text",)}, steps=25, guidance=7.5,
                known_models=("an SD 1.5 model plus `motion_adapter: guoyww/animatediff-motion-adapter-v1-5-2`",),
-               vram="SD 1.5 class: runs in 8-12 GB at 512 px"),
+               vram="SD 1.5 class: runs in 8-12 GB at 512 px", decode_chunk_size=16),
     )
 }
 

@@ -17,6 +17,7 @@ Render graph nodes are task ids (``keyframe:ID:K``, ``chunk:ID:I``, ``interpolat
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -46,9 +47,10 @@ def build_shot_graph(spec: StoryboardSpec) -> nx.MultiDiGraph:
             camera=shot.camera,
             seed=spec.shot_seed(shot),
         )
-        for k, kf in enumerate(shot.keyframes):
+        for k, kf in enumerate(spec.keyframes_of(shot, span.frames)):  # numbered as the render graph numbers them
             kf_node = f"keyframe:{shot.shot_id}:{k}"
-            graph.add_node(kf_node, type="keyframe", at=kf.at, prompt=spec.expand(kf.prompt or shot.prompt), image=kf.image)
+            graph.add_node(kf_node, type="keyframe", at=kf.at, prompt=spec.expand(kf.prompt or shot.prompt),
+                           image=kf.image, implied=all(kf is not own for own in shot.keyframes))
             graph.add_edge(kf_node, node, key="anchors", kind="anchors")
         for name in spec.mentions(shot):
             kind = "character" if name in spec.characters else "place"
@@ -87,13 +89,17 @@ class RenderGraph:
             problems.append(Problem(f"the render graph has a cycle: {nx.find_cycle(self.graph)}"))
         if problems:
             raise PlanError(problems)
+        self._shots = {shot: i for i, shot in enumerate(dict.fromkeys(t.shot for t in tasks if t.shot))}
         self._order = list(nx.lexicographical_topological_sort(self.graph, key=self._sort_key))
         self.lowered: dict[str, str] = {}  # task retried with its low-memory parameters -> the key it had
 
     def _sort_key(self, node: str) -> tuple:
+        """Kind, then place on the timeline, then shot order, then the id with its numbers as numbers
+        (``chunk:rain:2`` before ``chunk:rain:10``)."""
         task = self[node]
         rank = self.KINDS.index(task.kind) if task.kind in self.KINDS else len(self.KINDS)
-        return (rank, task.window[0] if task.frame_space == "output" else 0, node)
+        return (rank, task.window[0] if task.frame_space == "output" else 0, self._shots.get(task.shot, -1),
+                tuple(int(p) if i % 2 else p for i, p in enumerate(re.split(r"(\d+)", node))))
 
     def __getitem__(self, task_id: str) -> Task:
         return self.graph.nodes[task_id]["task"]

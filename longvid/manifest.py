@@ -11,6 +11,7 @@ from longvid._version import __version__
 from longvid.cache import ArtifactStore
 from longvid.execution.executor import Execution
 from longvid.planners.compile import RenderPlan
+from longvid.planners.memory_plan import planned_settings
 from longvid.stages import get_spec
 
 
@@ -46,9 +47,13 @@ def build_manifest(plan: RenderPlan, keys: dict[str, str], store: ArtifactStore,
             return {"cache_key": keys[task_id], "stored": False, "cached": not computed_in,
                     "computed_in": computed_in, "seconds": None, "worker": None, "attempts": 0}
         record = execution.records.get(task_id) or store.record(keys[task_id]) or {}
-        return {"cache_key": keys[task_id], "stored": True, "cached": task_id in cached,
+        info = {"cache_key": keys[task_id], "stored": True, "cached": task_id in cached,
                 "seconds": record.get("seconds"), "worker": record.get("worker"),
                 "attempts": len(execution.failures.get(task_id, [])) + 1}
+        planned = planned_settings(graph[task_id])
+        if planned:  # a model task: the memory settings it was planned with, and those it ran with
+            info["memory"] = {"planned": planned, "ran": record.get("ran")}
+        return info
 
     def made_of(chunk: str, frames: str) -> dict:
         """The tasks between a chunk and its frames: its refine pass (`models.refine`), its decode (latents)."""
@@ -76,7 +81,9 @@ def build_manifest(plan: RenderPlan, keys: dict[str, str], store: ArtifactStore,
             "factor": plan.factor,
             "continuity": sp.continuity.model_dump(),
             "keyframes": [
-                {"task": k, "timecode": graph[k].params.label.timecode, "frame": graph[k].window[0],
+                # `frame` on the output timeline, as its timecode; `shot_frame` within the shot's rendered frames
+                {"task": k, "timecode": graph[k].params.label.timecode, "frame": t.render_start + graph[k].window[0],
+                 "shot_frame": graph[k].window[0],
                  "prompt": graph[k].params.prompt,
                  "image": graph[k].params.image.content() if graph[k].params.image else None,
                  "seed": graph[k].seed, "take": graph[k].take} | run_info(k)
@@ -103,7 +110,7 @@ def build_manifest(plan: RenderPlan, keys: dict[str, str], store: ArtifactStore,
                   "height": plan.models.out_size[1], "draft": plan.models.draft, "frames": plan.total_frames, "duration": plan.total_frames / spec.fps,
                   "codec": "h264", "pix_fmt": "yuv420p", "crf": crf, "preset": preset},
         "backends": {
-            "keyframes": spec.models.keyframes.model_dump(),
+            "keyframes": spec.models.keyframes.model_dump() | {"backend": spec.models.keyframes.engine},
             "video": spec.models.video.model_dump() | {"frame_rule": str(plan.frame_rule), "chunk_frames": plan.chunk_frames},
             "interpolation": spec.models.interpolation.model_dump() | {"resolved": plan.models.interpolation},
         },
@@ -138,3 +145,8 @@ def soundtrack(keys: dict[str, str], store: ArtifactStore, run_info) -> dict:
 def _sections(store: ArtifactStore, key: str) -> dict:
     record = store.record(key) or {}
     return {"rate": record.get("rate"), "samples": record.get("samples"), "sections": record.get("sections")}
+
+
+def keyframe_frame(shot: dict, keyframe: dict) -> int:
+    """A manifest keyframe's output frame; manifests before `shot_frame` counted `frame` within the shot."""
+    return keyframe["frame"] if "shot_frame" in keyframe else shot["rendered"][0] + keyframe["frame"]

@@ -54,11 +54,12 @@ DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float8": 1}
 _DTYPE_ALIASES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16", "fp8": "float8",
                   "float8_e4m3fn": "float8", "float8_e5m2": "float8",
                   "auto": "bfloat16"}  # auto is bfloat16 on CUDA, the only device whose memory is planned
-KINDS = ("chunk", "sample", "decode", "keyframe", "reference")
+KINDS = ("chunk", "sample", "decode", "keyframe", "reference", "sound", "embed")
 OFFLOADS = ("none", "model", "sequential")
 
 # Component roles in a diffusers folder: what runs in which phase.
-_ENCODERS = ("text_encoder", "text_encoder_2", "text_encoder_3", "image_encoder")
+_ENCODERS = ("text_encoder", "text_encoder_2", "text_encoder_3", "image_encoder", "condition_encoder",
+             "projection_model", "language_model")
 _DENOISERS = ("transformer", "transformer_2", "unet", "motion_adapter")
 # Pipelines that run the unconditional pass as a second call instead of a doubled batch, or have none.
 _SEQUENTIAL_CFG = ("Wan", "SkyReels", "HunyuanVideo15", "Flux", "QwenImage")
@@ -161,6 +162,18 @@ class ModelConfigs:
         return cls(index.get("_class_name"), components, family or _family_of(index.get("_class_name")))
 
     @classmethod
+    def from_transformers_folder(cls, path: str | Path) -> ModelConfigs:
+        """From a transformers model folder (a config.json and its weights beside it): one component, ``model``."""
+        path = Path(path)
+        try:
+            config = json.loads((path / "config.json").read_text())
+        except (OSError, ValueError) as exc:
+            raise UserError(f"{path} is not a transformers model ({exc})") from None
+        counted = _count_safetensors(path)
+        params, largest = counted if counted else parameter_count(config)
+        return cls(None, {"model": Component("model", _class_of(config), config, params, largest, counted is not None)})
+
+    @classmethod
     def locate(cls, model: str, base_dir: Path, family: str | None = None) -> ModelConfigs | None:
         """The configs of `model` (a folder, or a hub id in the local hub cache, never the network), or None."""
         folder = local_model_dir(model, base_dir)
@@ -172,6 +185,8 @@ class ModelConfigs:
             snapshots = sorted(repo.glob("snapshots/*/model_index.json"), key=lambda p: p.stat().st_mtime)
             folder = repo / "snapshots" / ref.read_text().strip() if ref.is_file() else \
                 snapshots[-1].parent if snapshots else None
+        if folder is not None and not (folder / "model_index.json").is_file() and (folder / "config.json").is_file():
+            return cls.from_transformers_folder(folder)  # an image-embedding model (identity QA)
         if folder is None or not (folder / "model_index.json").is_file():
             return published(model, family)
         return cls.from_folder(folder, family)
@@ -492,13 +507,16 @@ class Estimate:
 
 
 def estimate(configs: ModelConfigs, kind: str, width: int, height: int, frames: int, dtype: str = "bfloat16",
-             settings: Settings | Mapping | None = None, compute_dtype: str | None = None) -> Estimate:
+             settings: Settings | Mapping | None = None, compute_dtype: str | None = None,
+             seconds: float = 0.0) -> Estimate:
     """The peak device memory of one task.
 
     Args:
         configs: the checkpoint's configs.
         kind: ``chunk`` (encode, denoise, decode), ``sample`` (a chunk that stores its latents: encode, denoise),
-            ``decode`` (the VAE alone), ``keyframe`` or ``reference`` (a chunk of one frame of an image model).
+            ``decode`` (the VAE alone), ``keyframe`` or ``reference`` (a chunk of one frame of an image model),
+            ``sound`` (an audio pipeline making `seconds` of sound) or ``embed`` (an image-embedding model, identity
+            QA, embedding `frames` images at once).
         width, height, frames: the output's size.
         dtype: the weights' dtype (``float32``, ``float16``, ``bfloat16``, ``float8``; ``auto``: bfloat16).
         settings: a `Settings`, or a pipeline settings mapping with the same keys.
@@ -520,9 +538,14 @@ def estimate(configs: ModelConfigs, kind: str, width: int, height: int, frames: 
     ab = DTYPE_BYTES[compute]
 
     # 2. working memory of each phase
-    denoise = 0 if kind == "decode" else _denoise_bytes(configs, width, height, frames, ab, s.guidance)
-    decode = 0 if kind == "sample" else _decode_bytes(configs, width, height, frames, ab, s)
-    encode = 0 if kind == "decode" else _encode_bytes(configs, ab)
+    if kind == "sound":
+        denoise, decode = _sound_bytes(configs, seconds, ab, s.guidance)
+    elif kind == "embed":
+        denoise, decode = _embed_bytes(configs, frames, ab), 0
+    else:
+        denoise = 0 if kind == "decode" else _denoise_bytes(configs, width, height, frames, ab, s.guidance)
+        decode = 0 if kind == "sample" else _decode_bytes(configs, width, height, frames, ab, s)
+    encode = 0 if kind in ("decode", "embed") else _encode_bytes(configs, ab)
 
     # 3. weights on the device in each phase: groups of components that run together
     def held(groups: list[tuple[str, ...]]) -> int:
@@ -535,7 +558,9 @@ def estimate(configs: ModelConfigs, kind: str, width: int, height: int, frames: 
 
     others = [(n,) for n in configs.components if n not in _ENCODERS + _DENOISERS]
     phases = {} if kind == "sample" else {"decode": (held(others), decode)}
-    if kind != "decode":
+    if kind == "embed":  # one model, one forward
+        phases = {"encode": (held([("model",)]), denoise)}
+    elif kind != "decode":
         phases["encode"] = (held([(n,) for n in _ENCODERS]), encode)
         # two experts take turns; a motion adapter runs inside the UNet
         phases["denoise"] = (held([("transformer",), ("transformer_2",), ("unet", "motion_adapter")]), denoise)
@@ -604,9 +629,44 @@ def _decode_bytes(configs: ModelConfigs, width: int, height: int, frames: int, a
 
 
 def _default_chunk(configs: ModelConfigs) -> int:
-    """The frames a chunk-decoding pipeline decodes at once by default: longvid passes 8 to SVD; AnimateDiff's
-    pipeline decodes 16."""
-    return 8 if configs.family == "svd" else 16
+    """The frames a chunk-decoding pipeline decodes at once by default (`Family.decode_chunk_size`)."""
+    family = FAMILIES.get(configs.family or "")
+    return family.decode_chunk_size if family and family.decode_chunk_size else 16
+
+
+def _sound_bytes(configs: ModelConfigs, seconds: float, ab: int, guidance: bool) -> tuple[int, int]:
+    """(denoise, decode) working memory of an audio pipeline making `seconds` of sound: a rough bound (audio models
+    are small beside their weights, which are counted exactly). A 1-D transformer (Stable Audio, ACE-Step) works on
+    the VAE's latent steps, a UNet (AudioLDM2) on a mel spectrogram's latent pixels; the decode holds the waveform
+    through the decoder's widest layer."""
+    denoiser, vae = configs.denoiser, configs.vae.config if configs.vae else {}
+    rate = vae.get("sampling_rate") or 16000
+    hop = math.prod(vae.get("downsampling_ratios") or [1]) or 1
+    samples = seconds * rate
+    batch = 2 if guidance else 1
+    denoise = 0
+    if denoiser is not None:
+        c = denoiser.config
+        if "block_out_channels" in c:  # a UNet over a mel spectrogram: 100 frames a second, 64 bins, 4x smaller
+            pixels = (seconds * 100 / 4) * (64 / 4)
+            denoise = int(_UNET_K * batch * pixels * c["block_out_channels"][0] * ab)
+        else:
+            d = c.get("hidden_size") or c.get("num_attention_heads", 8) * c.get("attention_head_dim", 64)
+            ffn = c.get("intermediate_size") or 4 * d
+            tokens = samples / hop / (c.get("patch_size") or 1)
+            denoise = int(batch * tokens * (2 * ffn + 8 * d) * ab)
+    widest = (vae.get("decoder_channels") or 128) * max(vae.get("channel_multiples") or [1])
+    decode = int(samples * widest * ab * 4 + samples * 2 * 4)  # the layers alive at once, and the waveform (float32)
+    return denoise, decode
+
+
+def _embed_bytes(configs: ModelConfigs, images: int, ab: int) -> int:
+    """An image-embedding model's working memory: every image's patch tokens through its widest layer."""
+    c = configs.components["model"].config if "model" in configs.components else {}
+    c = c.get("vision_config") or c
+    d, ffn = c.get("hidden_size", 768), c.get("intermediate_size", 3072)
+    tokens = (c.get("image_size", 224) // c.get("patch_size", 16)) ** 2 + 1
+    return images * tokens * (2 * ffn + 8 * d) * ab
 
 
 def _encode_bytes(configs: ModelConfigs, ab: int) -> int:
@@ -642,24 +702,31 @@ class Choice:
 
 
 def choose(configs: ModelConfigs, kind: str, width: int, height: int, frames: int, dtype: str,
-           device_bytes: int, headroom: float = 0.9, guidance: bool = True) -> Choice:
+           device_bytes: int, headroom: float = 0.9, guidance: bool = True, seconds: float = 0.0,
+           offload: bool = True) -> Choice:
     """The cheapest settings whose estimated peak fits in `headroom` of `device_bytes`.
 
-    Tried in order of what they cost in speed, each adding to the last: nothing; VAE tiling and slicing; a smaller
-    decode chunk (only for VAEs that decode a chunk of frames at once); model offload; sequential offload. When none
-    fits, the one that needs the least, with ``fits=False``.
+    Tried in order of what they cost in speed, each adding to the last: nothing; VAE tiling and slicing (only for
+    VAEs that tile: a setting that changes nothing is never chosen); a smaller decode chunk (only for VAEs that
+    decode a chunk of frames at once); model offload; sequential offload. When none fits, the one that needs the
+    least, with ``fits=False``. Only the task's own steps are tried: a task that decodes nothing gets no VAE setting,
+    and without `offload` (workers on the CPU) no offload.
     """
     budget = headroom * device_bytes
-    chunked = configs.vae is not None and _DECODERS.get(configs.vae.cls, _DEFAULT_DECODER).frames == "chunk"
+    decoder = _DECODERS.get(configs.vae.cls, _DEFAULT_DECODER) if configs.vae is not None else None
+    decodes = decoder is not None and kind not in ("sample", "sound", "embed")
     steps = [Settings(guidance=guidance)]
-    steps.append(replace(steps[-1], vae_tiling=True, vae_slicing=True))
-    if chunked:
+    if decodes and decoder.tile:
+        steps.append(replace(steps[-1], vae_tiling=True, vae_slicing=True))
+    if decodes and decoder.frames == "chunk" and kind == "chunk":  # a video pipeline's decode_chunk_size
         steps.append(replace(steps[-1], decode_chunk_size=2))
-    steps.append(replace(steps[-1], offload="model"))
-    steps.append(replace(steps[-1], offload="sequential"))
-    tried = [(step, estimate(configs, kind, width, height, frames, dtype, step)) for step in steps]
+    if kind != "embed" and offload:
+        steps.append(replace(steps[-1], offload="model"))
+        steps.append(replace(steps[-1], offload="sequential"))
+    tried = [(step, estimate(configs, kind, width, height, frames, dtype, step, seconds=seconds)) for step in steps]
     fitting = [(step, e) for step, e in tried if e.peak <= budget]
-    step, e = fitting[0] if fitting else min(tried, key=lambda t: t[1].peak)
+    # none fits: the least estimated peak, and among equal estimates the most frugal settings (it is an estimate)
+    step, e = fitting[0] if fitting else min(reversed(tried), key=lambda t: t[1].peak)
     return Choice(step.offload, step.vae_tiling, step.vae_slicing, step.decode_chunk_size, e, bool(fitting))
 
 

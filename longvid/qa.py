@@ -10,7 +10,7 @@ import numpy as np
 
 from longvid.cache import ArtifactStore, default_cache_dir
 from longvid.errors import DamagedArtifactError, UserError
-from longvid.manifest import manifest_path
+from longvid.manifest import keyframe_frame, manifest_path
 from longvid.stitching.colour import LabStats
 from longvid.stitching.seams import layout, measure
 
@@ -33,7 +33,7 @@ def qa_video(video: str | Path, cache_dir: str | Path | None = None) -> dict:
     for shot, entry in zip(shots, manifest["shots"], strict=True):  # colour drift against the keyframes, if kept
         keyframes = entry["keyframes"]
         if keyframes and all(store.damage(k["cache_key"]) is None for k in keyframes):
-            shot.anchors = [(entry["rendered"][0] + k["frame"], LabStats.of(store.load(k["cache_key"])))
+            shot.anchors = [(keyframe_frame(entry, k), LabStats.of(store.load(k["cache_key"])))
                             for k in keyframes]
     import imageio_ffmpeg
 

@@ -30,6 +30,7 @@ from longvid.execution.events import Event, Reporter, ignore
 from longvid.execution.executor import Execution, execute, plan_low_memory, task_record
 from longvid.execution.pools import device_memory as pool_memory
 from longvid.execution.pools import make_pool, resolve_devices
+from longvid.gc_pause import without_gc
 from longvid.manifest import build_manifest, manifest_path
 from longvid.planners.compile import Output, RenderPlan, compile_storyboard
 from longvid.stages import get_spec
@@ -72,6 +73,19 @@ def check_writable(path: Path) -> Path:
 def project_id(spec: StoryboardSpec) -> str:
     """The namespace of a storyboard's task history: its file, or its title for storyboards built in Python."""
     return spec.source or f"title:{spec.title}"
+
+
+# The cache's history keeps, beside each task's last record, the file the storyboard's last render wrote.
+LAST_OUTPUT = "render:output"
+
+
+def last_output(storyboard: Any, cache_dir: str | Path | None = None) -> Path | None:
+    """The video the storyboard's last finished render wrote, as the cache's history knows it, if it is still
+    there (None: never rendered with this cache, or the file is gone)."""
+    store = ArtifactStore(cache_dir if cache_dir is not None else default_cache_dir())
+    record = store.last(project_id(as_spec(storyboard)), LAST_OUTPUT)
+    path = Path(record["path"]) if record and record.get("path") else None
+    return path if path is not None and path.is_file() else None
 
 
 def prepare(spec: StoryboardSpec, output: Output, reseed: dict[str, int] | None = None,
@@ -142,7 +156,8 @@ def render(storyboard: Any, output: str | Path, *, cache_dir: str | Path | None 
     device_list = resolve_devices(workers, devices)
     store = ArtifactStore(cache_dir if cache_dir is not None else default_cache_dir())
     project = project_id(spec)
-    settings = Output(crf, preset, str(output.resolve()), draft, device_memory or pool_memory(device_list), audio)
+    settings = Output(crf, preset, str(output.resolve()), draft, device_memory or pool_memory(device_list), audio,
+                      offload=any(d.startswith("cuda") for d in device_list))
 
     # 2. plan: compiled once, checked as a whole, keyed; its notes first
     remembered = functools.partial(store.last, project)
@@ -205,6 +220,7 @@ def render(storyboard: Any, output: str | Path, *, cache_dir: str | Path | None 
                            "kept": {task: plan.graph[task].seed for task in reseed} if qa_retry else None,
                            "identity": identity}
     write_atomic(manifest_path(output), json.dumps(manifest, indent=2) + "\n")
+    store.remember(project, LAST_OUTPUT, {"path": str(output.resolve()), "finished": time.time()})
     report(Event("finished", seconds=seconds, done=plan.total_frames, total=plan.total_frames, message=str(output)))
     return manifest
 
@@ -225,7 +241,9 @@ def render_audio(storyboard: Any, output: str | Path, *, cache_dir: str | Path |
     output = Path(output)
     if output.suffix.lower() != ".wav" or output.is_dir():
         raise OutputPathError(f"--audio-only writes a .wav file (got {str(output)!r})")
-    plan, keys = prepare(spec, Output())
+    device_list = resolve_devices(workers, devices)
+    plan, keys = prepare(spec, Output(device_memory=pool_memory(device_list),
+                                      offload=any(d.startswith("cuda") for d in device_list)))
     target = "mix" if "mix" in keys else "audio" if "audio" in keys else None
     if target is None:
         raise UserError("the storyboard has no sound: give `audio.music`, a shot's `sound` or `voice`, or a video "
@@ -233,7 +251,7 @@ def render_audio(storyboard: Any, output: str | Path, *, cache_dir: str | Path |
     for note in plan.notes:
         report(Event("note", message=note))
     store = ArtifactStore(cache_dir if cache_dir is not None else default_cache_dir())
-    pool = make_pool(executor, resolve_devices(workers, devices), store.root, None, gpus=1, lanes=cpu_workers)
+    pool = make_pool(executor, device_list, store.root, None, gpus=1, lanes=cpu_workers)
     _raise_failures(execute(plan.graph, keys, store, pool, project=project_id(spec), report=report,
                             max_attempts=max_attempts, targets=[target]), store)
     write_wav(store.path(keys[target]), output)
@@ -252,6 +270,7 @@ def status(storyboard: Any, *, cache_dir: str | Path | None = None, crf: int = 1
                        Output(crf, preset, draft=draft, device_memory=device_memory))[2]
 
 
+@without_gc
 def plan_status(spec: StoryboardSpec, store: ArtifactStore, output: Output
                 ) -> tuple[RenderPlan, dict[str, str], list[TaskStatus]]:
     """`status`, with the plan and the keys it compared (the studio draws them)."""
@@ -292,7 +311,7 @@ def seam_qa(plan: RenderPlan, keys: dict[str, str], store: ArtifactStore) -> dic
         anchors = [(sp.timing.render_start + plan.graph[k].window[0], LabStats.of(store.load(keys[k])))
                    for k in sp.keyframe_tasks]
         shots.append(ShotSpan(sp.shot.shot_id, range(sp.timing.start, sp.timing.end), sp.chunk_spans, anchors))
-    report = SeamReport(shots)
+    report = SeamReport(shots, measured_on="frames")
     for task_id in plan.encode_tasks:
         report.add(plan.graph[task_id].window[0], store.record(keys[task_id])["qa"])
     return report.report()

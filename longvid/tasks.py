@@ -11,8 +11,10 @@ tasks whose outputs a task reads; the check matches them against the task's depe
 
 from __future__ import annotations
 
+import bisect
+import functools
 from dataclasses import dataclass, field, fields
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -25,10 +27,17 @@ class Params(BaseModel):
     """Base of every stage's parameters."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # fields added after tasks were cached, left out of the content (so of the key) at their default: a task that
+    # does not use one keeps the key it had, and nobody's cache is spent on a field their stage never reads
+    OMITTED_AT_DEFAULT: ClassVar[frozenset[str]] = frozenset()
 
     def content(self) -> dict[str, Any]:
         """JSON-ready, as stored in cache records (location fields under their ``_`` names)."""
-        return self.model_dump(mode="json", by_alias=True)
+        content = self.model_dump(mode="json", by_alias=True)
+        for name in self.OMITTED_AT_DEFAULT:
+            if getattr(self, name) == type(self).model_fields[name].default:
+                content.pop(name, None)
+        return content
 
     def reads(self) -> list[str]:
         """Ids of the tasks whose outputs this task reads."""
@@ -80,6 +89,8 @@ class Pipeline(Params):
     offload: Literal["none", "model", "sequential"] = Field("none", alias="_offload")
     vae_tiling: bool = False
     vae_slicing: bool = False
+    decode_chunk_size: int | None = Field(None, ge=1, description="Frames a video pipeline that decodes in chunks "
+                                          "(SVD, AnimateDiff) decodes at once (None: its default). It changes pixels.")
     attention: Literal["sdpa", "xformers"] = "sdpa"
     loras: list[Lora] = Field(default_factory=list)
     scheduler: Scheduler | None = None
@@ -121,7 +132,11 @@ class KeyframeParams(Params):
     references: list[str] = Field(default_factory=list, description="reference:NAME tasks of who and where it shows.")
     opening: str | None = Field(None, description="The shot's first keyframe: later keyframes show the same scene.")
     loras: list[EntityLora] = Field(default_factory=list, description="The entity LoRAs active in it.")
+    camera: str | None = Field(None, description="The preview's: the shot's camera move, which its card must "
+                                                 "stay inside of.")
     low_memory: dict[str, Any] = Field(default_factory=dict)
+
+    OMITTED_AT_DEFAULT: ClassVar[frozenset[str]] = frozenset({"camera"})
 
     def reads(self) -> list[str]:
         return [*self.references, *([self.opening] if self.opening else [])]
@@ -168,6 +183,8 @@ class IdentityParams(Params):
 class TimedKeyframe(Params):
     task: str
     at: float = Field(ge=0)
+    card: str | None = Field(None, description="The preview's: the prompt its card shows (None: a user's image).")
+    references: int = Field(0, ge=0, description="The preview's: the reference thumbnails above its card.")
 
 
 class PreviewLabel(Params):
@@ -311,10 +328,40 @@ class ShotFrames(Params):
     def reads(self) -> list[str]:
         return self.reads_range(0, self.windows[-1][0] + self.windows[-1][2])
 
+    @functools.cached_property
+    def _kept_ends(self) -> list[int]:
+        return [first + used for first, _, used, _ in self.windows]
+
+    def _over(self, start: int, stop: int) -> range:
+        """The chunks whose kept frames meet ``[start, stop)``: a run of them, found by bisection (windows are in
+        order, their starts and ends rising), so a long shot's segments cost what they show, not the shot."""
+        lo = bisect.bisect_right(self._kept_ends, start)
+        hi = lo
+        while hi < len(self.windows) and self.windows[hi][0] < stop:
+            hi += 1
+        return range(lo, hi)
+
+    def over(self, start: int, stop: int) -> ShotFrames:
+        """The same frames ``[start, stop)`` from only the chunks they need (windows keep their shot positions):
+        what a segment of a long shot carries. Whole when every chunk matters (flow alignment adds up every
+        chunk's shift before; a colour anchor on chunk 0 reads it)."""
+        if self.align == "flow" or (self.colour_anchor and not self.keyframes):
+            return self
+        run = self._over(start, stop)
+        if not run or (run.start == 0 and run.stop == len(self.windows)):
+            return self
+        keyframes = []
+        if self.colour_anchor:
+            needed = {kf for i in run for kf in self.colour_keyframes(i)}
+            keyframes = [kf for kf in self.keyframes if kf in needed]
+        # built anew, not `model_copy`: a copy would carry this one's cached `_kept_ends`
+        return type(self)(**{**dict(self), "chunks": self.chunks[run.start:run.stop],
+                             "windows": self.windows[run.start:run.stop], "keyframes": keyframes})
+
     def reads_range(self, start: int, stop: int) -> list[str]:
         """The tasks that frames ``[start, stop)`` of the shot need: the chunks over them (aligned: and those
         before them), and their colour anchors (the keyframes around each, else the first chunk)."""
-        over = [i for i, (first, _, used, _) in enumerate(self.windows) if first < stop and start < first + used]
+        over = list(self._over(start, stop))
         anchors = []
         if self.colour_anchor:
             anchors = [task for i in over for task, _ in self.colour_keyframes(i)] if self.keyframes else [self.chunks[0]]
@@ -363,6 +410,10 @@ class ShotSource(Params):
     def reads_range(self, start: int, stop: int) -> list[str]:
         """The tasks that the shot's rendered frames ``[start, stop)`` need."""
         return [self.interpolated] if self.interpolated else self.blended.reads_range(start, stop)
+
+    def over(self, start: int, stop: int) -> ShotSource:
+        """This source, carrying only what its rendered frames ``[start, stop)`` need (see `ShotFrames.over`)."""
+        return self if self.interpolated else self.model_copy(update={"blended": self.blended.over(start, stop)})
 
 
 class Piece(Params):

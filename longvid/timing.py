@@ -20,6 +20,7 @@ import math
 import re
 from bisect import bisect_right
 from dataclasses import dataclass
+from fractions import Fraction
 
 
 def seconds_to_frames(seconds: float, fps: float) -> int:
@@ -129,6 +130,12 @@ def crossfade_split(seconds: float, fps: float) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
+# The longest storyboard longvid plans: 432,000 output frames (5 hours at 24 fps, 4 at 30, 2 at 60). Planning
+# grows linearly with the frames (about 1 s of planning per hour of video at 24 fps, docs/benchmarks.md); past this
+# a render is better made of several storyboards, each resumable and editable on its own.
+MAX_FRAMES = 432_000
+
+
 def plan_shots(durations: list[float], crossfades_out: list[float], fps: float) -> list[ShotTiming]:
     """Place shots on the timeline.
 
@@ -137,7 +144,13 @@ def plan_shots(durations: list[float], crossfades_out: list[float], fps: float) 
         crossfades_out: per shot, the crossfade into the next shot in seconds (0 for a cut; the last is ignored).
         fps: output frame rate.
     """
-    cuts = [seconds_to_frames(math.fsum(durations[:i]), fps) for i in range(len(durations) + 1)]
+    # each cut at the correctly rounded sum of the durations before it (as math.fsum of them), kept exactly as a
+    # running Fraction: summing every prefix again would be quadratic in the number of shots
+    exact, sums = Fraction(0), [0.0]
+    for d in durations:
+        exact += Fraction(d)
+        sums.append(float(exact))
+    cuts = [seconds_to_frames(t, fps) for t in sums]
     splits = [crossfade_split(d, fps) for d in crossfades_out[:-1]] + [(0, 0)]
     return [
         ShotTiming(
@@ -256,6 +269,19 @@ def chunk_windows(total: int, chunk: int, overlap: int, rule: FrameRule = FrameR
     need = total - last_start
     windows.append(ChunkWindow(count - 1, last_start, rule.at_least(need), need, overlap))
     return windows
+
+
+def legal_overlaps(chunk: int, latent: int | None = None) -> range:
+    """The overlaps a chunk of `chunk` frames can have: less than half of it, and, where overlapping frames must
+    be whole latent frames (`latent`: the video frames per latent frame), 1 more than a multiple of `latent`."""
+    top = (chunk - 1) // 2
+    return range(1, top + 1, latent) if latent else range(top + 1)
+
+
+def nearest_overlap(wanted: int, chunk: int, latent: int | None = None) -> int:
+    """The legal overlap nearest `wanted` (the larger of two as near); `wanted` itself when none is legal."""
+    legal = legal_overlaps(chunk, latent)
+    return min(legal, key=lambda o: (abs(o - wanted), -o)) if legal else wanted
 
 
 def span_windows(total: int, anchors: list[int], chunk: int, overlap: int, rule: FrameRule = FrameRule()) -> list[list[ChunkWindow]]:

@@ -83,7 +83,7 @@ def test_log_json_writes_one_event_per_line(tmp_path, small_storyboard):
     queued = {e["task"]: e["frames"] for e in encode_events if e["type"] == "queued"}
     succeeded = {e["task"]: e["frames"] for e in encode_events if e["type"] == "succeeded"}
     assert queued == succeeded and len(queued) == 4 and sum(queued.values()) == 84  # the segments hold every frame
-    assert [e["message"] for e in events if e["type"] == "note"][0].startswith("shot 'wake': the last chunk")
+    assert [e["message"] for e in events if e["type"] == "note"][0].startswith("the last chunk of 3 shots generates")
     assert events[-1]["type"] == "finished" and events[-1]["done"] == 84
 
 

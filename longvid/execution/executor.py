@@ -278,7 +278,7 @@ def _succeeded(outcome: Outcome, task: Task, computed: Iterable[str], record_of:
     # the history keeps what made it, not what it measured (an encode's QA numbers stay in its cache record); this
     # process keeps only what the manifest reports, so memory stays flat in the number of tasks
     store.remember(project, task.id, {k: v for k, v in outcome.record.items() if k not in PRODUCT})
-    result.records[task.id] = {k: outcome.record.get(k) for k in ("seconds", "worker", "attempt", "low_memory")}
+    result.records[task.id] = {k: outcome.record.get(k) for k in ("seconds", "worker", "attempt", "low_memory", "ran")}
     for inline in computed:  # outputs not stored: their history still explains later changes
         if inline not in result.inline:
             store.remember(project, inline, record_of(inline))

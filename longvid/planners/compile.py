@@ -30,12 +30,13 @@ from pathlib import Path
 import longvid.timing as timing
 from longvid.errors import Problem, StoryboardError
 from longvid.families import LATENT_DECODERS, Family, get_family, keyframe_conditioning, local_model_dir
+from longvid.gc_pause import without_gc
 from longvid.graph import RenderGraph
 from longvid.models import resolve_interpolation
 from longvid.planners.memory_plan import TaskMemory, plan_memory
 from longvid.planners.segments import encode_segments
 from longvid.seeds import derive_seed
-from longvid.storyboard import ContinuitySpec, KeyframeSpec, PipelineOptions, ShotSpec, StoryboardSpec
+from longvid.storyboard import ContinuitySpec, PipelineOptions, ShotSpec, StoryboardSpec
 from longvid.tasks import (
     Anchor,
     AudioParams,
@@ -84,6 +85,7 @@ class Output:
     draft: bool = False
     device_memory: int | None = None  # bytes on each device, for `offload: auto` (None: not known)
     audio: bool = True  # False: a silent video (`--no-audio`)
+    offload: bool = True  # False: the workers are CPUs, which have nowhere to offload to (the plan says so)
 
 
 @dataclass(frozen=True)
@@ -169,6 +171,7 @@ class RenderPlan:
         return self.models.factor
 
 
+@without_gc
 def compile_storyboard(spec: StoryboardSpec, reseed: Mapping[str, int] | None = None,
                        output: Output | None = None) -> RenderPlan:
     """Lower `spec` into typed tasks with explicit dependencies and frame windows.
@@ -184,9 +187,11 @@ def compile_storyboard(spec: StoryboardSpec, reseed: Mapping[str, int] | None = 
     output = output or Output()
     notes: list[str] = []
     models = resolve_models(spec, notes, output.draft)
-    tasks: list[Task] = reference_tasks(spec, models)
+    tasks: list[Task] = reference_tasks(spec, models, notes)
     shots = [plan_shot(spec, models, i, shot, span, tasks, notes, reseed or {})
              for i, (shot, span) in enumerate(zip(spec.shots, spec.timings(), strict=True))]
+    if trimmed := trim_note(shots):
+        notes.append(trimmed)
     problems = [p for i, sp in enumerate(shots) for p in reroll_problems(spec, i, sp, tasks)]
     if problems:
         raise StoryboardError(problems)
@@ -198,7 +203,7 @@ def compile_storyboard(spec: StoryboardSpec, reseed: Mapping[str, int] | None = 
     mix = mix_tasks(spec, shots, sound) if output.audio else []
     tasks += mix
     tasks.append(concat_task(spec, encodes, output, mix[-1] if mix else sound))
-    tasks, memory = plan_memory(spec, tasks, output.device_memory, notes)
+    tasks, memory = plan_memory(spec, tasks, output.device_memory, notes, output.offload)
     return RenderPlan(spec, RenderGraph(tasks), shots, models, [t.id for t in encodes], output, notes, memory)
 
 
@@ -235,7 +240,8 @@ def resolve_models(spec: StoryboardSpec, notes: list[str], draft: bool = False) 
     chunk_pipeline = None
     if not preview:
         chunk_pipeline = _pipeline(spec, video, family.steps, family.guidance).model_copy(
-            update={"family": family.name, "motion_adapter": video.motion_adapter})
+            update={"family": family.name, "motion_adapter": video.motion_adapter,
+                    "decode_chunk_size": family.decode_chunk_size})
     keyframes = spec.models.keyframes
     references, _ = keyframe_conditioning(keyframes.model, spec.base_dir, keyframes.ip_adapter is not None)
     keyframe_pipeline = _pipeline(spec, keyframes, steps=30, guidance=5.0)
@@ -294,12 +300,20 @@ def _pipeline(spec: StoryboardSpec, options: PipelineOptions, steps: int, guidan
 REFERENCE_SIZE = 512  # the side of a reference (square), at most
 
 
-def reference_tasks(spec: StoryboardSpec, models: ModelPlan) -> list[Task]:
-    """Step 2: ``reference:NAME`` for every character and place: its images, or one generated with the keyframe
-    model (a character sheet, an establishing view), seeded from the storyboard seed and the name."""
+def reference_tasks(spec: StoryboardSpec, models: ModelPlan, notes: list[str]) -> list[Task]:
+    """Step 2: ``reference:NAME`` for every character and place a shot shows: its images, or one generated with the
+    keyframe model (a character sheet, an establishing view), seeded from the storyboard seed and the name. One no
+    shot names gets none, and a note says so (it is likely a typo or a cut scene, and would cost a model call)."""
     size = min(REFERENCE_SIZE, max(spec.width, spec.height)) // 16 * 16
+    shown = {name for shot in spec.shots for name in spec.mentions(shot)}
+    unused = [name for name in spec.entities if name not in shown]
+    if unused:
+        notes.append(f"{', '.join(_entity(spec, n) for n in unused)}: in no shot's prompt (write `{{{unused[0]}}}` "
+                     f"in one), so no reference is {'made' if len(unused) == 1 else 'made for them'}")
     tasks = []
     for name, entity in spec.entities.items():
+        if name not in shown:
+            continue
         kind = "character" if name in spec.characters else "place"
         prompt = (f"character sheet of {entity.description}, full figure, neutral pose, plain background"
                   if kind == "character" else f"establishing view of {entity.description}, no people")
@@ -313,6 +327,10 @@ def reference_tasks(spec: StoryboardSpec, models: ModelPlan) -> list[Task]:
     return tasks
 
 
+def _entity(spec: StoryboardSpec, name: str) -> str:
+    return f"{'character' if name in spec.characters else 'place'} {name!r}"
+
+
 # ---------------------------------------------------------------------------------------------------- 3. shots
 
 
@@ -323,12 +341,15 @@ class _Keyframes:
     ids: list[str] = field(default_factory=list)
     times: list[float] = field(default_factory=list)
     frames: list[int] = field(default_factory=list)
+    cards: list[tuple[str, int] | None] = field(default_factory=list)  # the preview's: prompt, references
 
 
 def plan_shot(spec: StoryboardSpec, models: ModelPlan, index: int, shot: ShotSpec, span: timing.ShotTiming,
               tasks: list[Task], notes: list[str], reseed: Mapping[str, int]) -> ShotPlan:
     """Steps 3a-3c for one shot; its tasks are appended to `tasks`."""
     cont = spec.continuity_for(shot)
+    if (moved := spec.overlap_note(shot)) and moved not in notes:
+        notes.append(moved)
     if models.preview and cont.strategy in ("shared-noise", "latent-blend", "prefix"):
         notes.append(f"shot {shot.shot_id!r}: the preview draws frames from time alone, so {cont.strategy} acts as "
                      f"overlap-blend")
@@ -353,6 +374,19 @@ def plan_shot(spec: StoryboardSpec, models: ModelPlan, index: int, shot: ShotSpe
                     source, spans)
 
 
+def trim_note(shots: list[ShotPlan], listed: int = 6) -> str | None:
+    """One note for every shot whose last chunk generates more frames than the shot keeps (a model's frame rule
+    rounds chunks up): which shots, and how many frames each generates and keeps."""
+    trims = [(sp.shot.shot_id, sp.windows[-1].frames, sp.windows[-1].used) for sp in shots
+             if sum(w.trimmed for w in sp.windows)]
+    if not trims:
+        return None
+    each = ", ".join(f"{sid!r} {frames} -> {used}" for sid, frames, used in trims[:listed])
+    more = f" and {len(trims) - listed} more" if len(trims) > listed else ""
+    return (f"the last chunk of {len(trims)} shot{'s' * (len(trims) > 1)} generates more frames than it keeps "
+            f"(the rest are trimmed to the shot's length): {each}{more}")
+
+
 def task_seed(seed: int, shot_id: str, kind: str, index: int, take: int = 0, again: int = 0) -> int:
     """The seed of a shot's keyframe or chunk (or of its shared noise): the seeding rule's own for take 0 and no
     QA retry, so existing renders keep their keys; a take (`reroll`) and each QA retry add to the kind, so the two
@@ -366,18 +400,15 @@ def keyframe_tasks(spec: StoryboardSpec, models: ModelPlan, shot: ShotSpec, span
     """Step 3a: keyframes sorted by time; the shot's own prompt opens it unless a keyframe is pinned at 0 s; a model
     that needs a keyframe at the end of every chunk gets one at the shot's end when the storyboard gives none."""
     sid, seed = shot.shot_id, spec.shot_seed(shot)
-    pinned = sorted(shot.keyframes, key=lambda kf: kf.at)
-    if not pinned or timing.seconds_to_frames(pinned[0].at, spec.fps) > 0:
-        pinned.insert(0, KeyframeSpec(at=0.0))
-    if "needs-last" in models.abilities and min(timing.seconds_to_frames(pinned[-1].at, spec.fps),
-                                                span.frames - 1) < span.frames - 1:
-        pinned.append(KeyframeSpec(at=shot.duration))  # a first-last-frame model ends every chunk on a keyframe
+    pinned = spec.keyframes_of(shot, span.frames)  # their indices are their ids, whichever are drawn
+    if pinned[-1].at > 0 and all(kf is not pinned[-1] for kf in shot.keyframes):  # the one at the end is implied
         notes.append(f"shot {sid!r}: a keyframe is drawn at its end ({shot.duration:g} s) for the first-last-frame "
                      f"model {spec.models.video.model}")
     # a real model is anchored only on real images: drawn by an image model, or the user's
-    usable = [kf for kf in pinned if models.preview or (models.takes_images and (models.keyframe_pipeline or kf.image))]
+    usable = [(k, kf) for k, kf in enumerate(pinned)
+              if models.preview or (models.takes_images and (models.keyframe_pipeline or kf.image))]
     if not models.preview and cont.strategy in ("prefix", "diffusion-forcing"):  # autoregressive: the opening only
-        usable = [kf for kf in usable if timing.seconds_to_frames(kf.at, spec.fps) == 0]
+        usable = [(k, kf) for k, kf in usable if timing.seconds_to_frames(kf.at, spec.fps) == 0]
     keys = _Keyframes()
     negative = _negative(spec, shot)
     shown = spec.mentions(shot)
@@ -385,7 +416,7 @@ def keyframe_tasks(spec: StoryboardSpec, models: ModelPlan, shot: ShotSpec, span
     loras = [lora for lora in (models.keyframe_pipeline.entity_loras if models.keyframe_pipeline else [])
              if lora.name in shown]
     triggers = ", ".join(t for name in shown if (e := spec.entities[name]).lora and (t := e.lora.trigger))
-    for k, kf in enumerate(usable):
+    for k, kf in usable:
         frame = min(timing.seconds_to_frames(kf.at, spec.fps), span.frames - 1)
         task_id = f"keyframe:{sid}:{k}"
         drawn = not kf.image  # a user's image is used as it is
@@ -395,8 +426,8 @@ def keyframe_tasks(spec: StoryboardSpec, models: ModelPlan, shot: ShotSpec, span
             prompt=f"{triggers}, {prompt}" if triggers and drawn and loras else prompt, image=_image(spec, kf.image),
             label=KeyframeLabel(shot=sid, keyframe=k, timecode=timing.frames_to_timecode(span.start + frame, spec.fps)),
             pipeline=models.keyframe_pipeline if drawn else None, references=references if drawn else [],
-            opening=keys.ids[0] if k and drawn else None,
-            loras=loras if drawn else [])
+            opening=keys.ids[0] if keys.ids and drawn else None,
+            loras=loras if drawn else [], camera=shot.camera if models.preview and drawn else None)
         take = shot.take("keyframe", k) if drawn else 0  # a take of a user's image is refused in step 3e
         again = reseed.get(task_id, 0)  # the identity QA asked for it again
         tasks.append(Task(task_id, "keyframe", models.keyframe_stage, sid, k,
@@ -406,6 +437,7 @@ def keyframe_tasks(spec: StoryboardSpec, models: ModelPlan, shot: ShotSpec, span
         keys.ids.append(task_id)
         keys.times.append(kf.at)
         keys.frames.append(span.head + frame)
+        keys.cards.append((params.prompt, len(params.references)) if drawn else None)
     return keys
 
 
@@ -450,10 +482,6 @@ def chunk_tasks(spec: StoryboardSpec, models: ModelPlan, index: int, shot: ShotS
             f"chunk(s) {open_ended} of shot {sid!r} do not: its keyframes are more than chunk_frames ({chunk}) "
             f"frames apart. Add keyframes between them, raise chunk_frames, or use an image-to-video model",
             ("shots", index)))])
-    trimmed = sum(w.trimmed for w in windows)
-    if trimmed:
-        notes.append(f"shot {sid!r}: the last chunk generates {windows[-1].frames} frames and keeps "
-                     f"{windows[-1].used} ({trimmed} trimmed to the shot's length)")
     negative = _negative(spec, shot)
     base_fps = spec.fps / models.factor
     prompt = _full_prompt(spec, shot.prompt)
@@ -468,7 +496,8 @@ def chunk_tasks(spec: StoryboardSpec, models: ModelPlan, index: int, shot: ShotS
                 width=models.size[0], height=models.size[1], prompt=prompt, camera=shot.camera,
                 duration=shot.duration,
                 fps=spec.fps, t0=t0, dt=dt, start=w.start, frames=w.frames, used=w.used, overlap=w.overlap,
-                keyframes=[TimedKeyframe(task=keys.ids[i], at=keys.times[i]) for i in range(lo, hi)],
+                keyframes=[TimedKeyframe(task=keys.ids[i], at=keys.times[i], card=(keys.cards[i] or (None, 0))[0],
+                                         references=(keys.cards[i] or (None, 0))[1]) for i in range(lo, hi)],
                 label=PreviewLabel(shot=sid, first_output_frame=span.render_start, factor=models.factor))
             tasks.append(Task(f"chunk:{sid}:{w.index}", "chunk", "preview.chunk", sid, w.index, chunk_seed(w.index),
                               (w.start, w.end), "shot-base", None, params, tuple(keys.ids[lo:hi]),
@@ -717,10 +746,12 @@ def _shot_at(cuts: list[int], frame: int) -> int:
 
 
 def _piece(shots: list[ShotPlan], a: int, a_offset: int, frames: int, b: int | None = None, b_offset: int = 0) -> Piece:
+    # each side carries only the chunks its frames need: a segment's size (and its key) does not grow with the shot
+    source_a = shots[a].source.over(a_offset, a_offset + frames)
     if b is None:
-        return Piece(frames=frames, a=shots[a].source, a_offset=a_offset)
-    return Piece(frames=frames, a=shots[a].source, a_offset=a_offset, b=shots[b].source, b_offset=b_offset,
-                 weights=timing.ramp(frames, "linear"))
+        return Piece(frames=frames, a=source_a, a_offset=a_offset)
+    return Piece(frames=frames, a=source_a, a_offset=a_offset, b=shots[b].source.over(b_offset, b_offset + frames),
+                 b_offset=b_offset, weights=timing.ramp(frames, "linear"))
 
 
 # ---------------------------------------------------------------------------------------------------- 5. concat

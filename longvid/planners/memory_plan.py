@@ -15,7 +15,7 @@ from typing import Any
 from longvid.families import LATENT_DECODERS
 from longvid.memory import Choice, Estimate, ModelConfigs, choose, estimate
 from longvid.storyboard import StoryboardSpec
-from longvid.tasks import DecodeParams, Task
+from longvid.tasks import DecodeParams, IdentityParams, ReferenceParams, SoundParams, Task
 
 
 @dataclass(frozen=True)
@@ -28,12 +28,19 @@ class TaskMemory:
     choice: Choice | None = None
 
 
-def plan_memory(spec: StoryboardSpec, tasks: list[Task], device_bytes: int | None, notes: list[str]
-                ) -> tuple[list[Task], list[TaskMemory]]:
+def plan_memory(spec: StoryboardSpec, tasks: list[Task], device_bytes: int | None, notes: list[str],
+                offload: bool = True) -> tuple[list[Task], list[TaskMemory]]:
     """The tasks, with `offload: auto` resolved where the device's size is known, and every model task's estimate.
 
     A model whose configs are not on this machine (a hub id not yet downloaded) is not estimated: a note says so.
+    With `offload` False (workers on the CPU) no task is offloaded, whatever the storyboard asks: the plan is what
+    runs.
     """
+    if not offload:
+        tasks, asked = _without_offload(tasks)
+        if asked:
+            notes.append(f"offload: the workers are on the CPU, which has nowhere to offload to; {asked} task(s) run "
+                         f"with their weights in memory")
     configs: dict[str, ModelConfigs | None] = {}
     memo: dict[tuple, Any] = {}
     out, rows, unknown = [], [], set()
@@ -52,17 +59,17 @@ def plan_memory(spec: StoryboardSpec, tasks: list[Task], device_bytes: int | Non
             unknown.add(task.model or path)
             out.append(task)
             continue
-        p = task.params
-        frames = getattr(p, "frames", 1)
+        width, height, frames, seconds = _shape(task)
         dtype = settings.pop("dtype")
-        size = (kind, path, p.width, p.height, frames, dtype, tuple(sorted(settings.items())), auto, device_bytes)
+        size = (kind, path, width, height, frames, seconds, dtype, tuple(sorted(settings.items())), auto,
+                device_bytes)
         if size not in memo:
             if auto and device_bytes:
-                chosen = choose(found, kind, p.width, p.height, frames, dtype, device_bytes,
-                                guidance=settings["guidance"] > 1)
+                chosen = choose(found, kind, width, height, frames, dtype, device_bytes,
+                                guidance=settings["guidance"] > 1, seconds=seconds, offload=offload)
                 memo[size] = (chosen.estimate, chosen)
             else:
-                memo[size] = (estimate(found, kind, p.width, p.height, frames, dtype, settings), None)
+                memo[size] = (estimate(found, kind, width, height, frames, dtype, settings, seconds=seconds), None)
         est, chosen = memo[size]
         rows.append(TaskMemory(task.id, kind, est, chosen))
         out.append(_applied(task, kind, chosen) if chosen else task)
@@ -75,6 +82,32 @@ def plan_memory(spec: StoryboardSpec, tasks: list[Task], device_bytes: int | Non
     return out, rows
 
 
+def _without_offload(tasks: list[Task]) -> tuple[list[Task], int]:
+    """The tasks with every pipeline's offload off, and how many asked for one."""
+    out, asked = [], 0
+    for task in tasks:
+        pipeline = getattr(task.params, "pipeline", None)
+        if pipeline is not None and pipeline.offload != "none":
+            asked += 1
+            task = dataclasses.replace(task, params=task.params.model_copy(update={
+                "pipeline": pipeline.model_copy(update={"offload": "none"})}))
+        out.append(task)
+    return out, asked
+
+
+def _shape(task: Task) -> tuple[int, int, int, float]:
+    """(width, height, frames, seconds) of what a model task makes: a reference is square, a sound has a length, an
+    identity check embeds its samples at once."""
+    p = task.params
+    if isinstance(p, ReferenceParams):
+        return p.size, p.size, 1, 0.0
+    if isinstance(p, SoundParams):
+        return 0, 0, 1, p.seconds
+    if isinstance(p, IdentityParams):
+        return 0, 0, len(p.samples), 0.0
+    return p.width, p.height, getattr(p, "frames", 1), 0.0
+
+
 def _what(spec: StoryboardSpec, task: Task) -> tuple[str, str, str | None, dict, bool] | None:
     """(memory kind, model path, family, settings, offload auto) of a model task; None for the others."""
     p = task.params
@@ -82,26 +115,58 @@ def _what(spec: StoryboardSpec, task: Task) -> tuple[str, str, str | None, dict,
     if isinstance(p, DecodeParams):
         return "decode", p.path, p.family, {"dtype": p.dtype, "vae_tiling": p.tiling, "vae_slicing": p.slicing,
                                             "guidance": 1.0}, video.offload == "auto"
+    if isinstance(p, IdentityParams):  # the embedding model runs on the device as it is, in float32
+        return "embed", p.path, None, {"dtype": "float32", "guidance": 1.0}, False
     pipeline = getattr(p, "pipeline", None)
-    if pipeline is None or task.kind not in ("keyframe", "reference", "chunk", "refine"):
-        return None  # audio models (sound, music) are not estimated
+    if pipeline is None:
+        return None  # the preview, a user's image, a refine without a model
     settings = {"dtype": pipeline.dtype, "offload": pipeline.offload, "vae_tiling": pipeline.vae_tiling,
-                "vae_slicing": pipeline.vae_slicing, "guidance": pipeline.guidance}
+                "vae_slicing": pipeline.vae_slicing, "decode_chunk_size": pipeline.decode_chunk_size,
+                "guidance": pipeline.guidance}
     if task.kind in ("keyframe", "reference"):
         return "keyframe", pipeline.path, None, settings, keyframes.offload == "auto"
+    if isinstance(p, SoundParams):
+        options = spec.models.audio if p.role == "sound" else spec.models.music
+        return "sound", pipeline.path, None, settings, options is not None and options.offload == "auto"
     kind = "sample" if task.kind == "chunk" and pipeline.family in LATENT_DECODERS else "chunk"
     return kind, pipeline.path, pipeline.family, settings, video.offload == "auto"
 
 
 def _applied(task: Task, kind: str, choice: Choice) -> Task:
-    """`task` with the settings `choice` picked (a storyboard's own tiling is kept; a chunk that stores latents
-    decodes nothing, so its VAE settings, in its key, stay as they are)."""
+    """`task` with the settings `choice` picked (a storyboard's own tiling is kept; `choose` offers a task only
+    the settings it has: a chunk that stores latents decodes nothing, so its VAE settings, in its key, stay)."""
     p = task.params
     if isinstance(p, DecodeParams):
         update = {"tiling": p.tiling or choice.vae_tiling, "slicing": p.slicing or choice.vae_slicing}
     else:
-        pipeline, vae = p.pipeline, kind != "sample"
+        pipeline = p.pipeline
         update = {"pipeline": pipeline.model_copy(update={
-            "offload": choice.offload, "vae_tiling": pipeline.vae_tiling or (vae and choice.vae_tiling),
-            "vae_slicing": pipeline.vae_slicing or (vae and choice.vae_slicing)})}
+            "offload": choice.offload, "vae_tiling": pipeline.vae_tiling or choice.vae_tiling,
+            "vae_slicing": pipeline.vae_slicing or choice.vae_slicing,
+            "decode_chunk_size": choice.decode_chunk_size or pipeline.decode_chunk_size})}
     return dataclasses.replace(task, params=p.model_copy(update=update))
+
+
+def planned_settings(task: Task) -> dict[str, Any]:
+    """The memory settings a model task will run with, as the worker reads them (`stages.pipelines.ran` reports
+    what it did): where the weights are, the VAE's tiling and slicing, the frames a video pipeline decodes at once."""
+    p = task.params
+    if isinstance(p, DecodeParams):
+        return {"vae_tiling": p.tiling, "vae_slicing": p.slicing}
+    pipeline = getattr(p, "pipeline", None)
+    if pipeline is None:
+        return {}
+    settings = {"offload": pipeline.offload, "vae_tiling": pipeline.vae_tiling, "vae_slicing": pipeline.vae_slicing,
+                "decode_chunk_size": pipeline.decode_chunk_size}
+    # after running out of memory, the stage's low-memory settings on top (`execution.executor.with_low_memory`)
+    return settings | {k: v for k, v in getattr(p, "low_memory", {}).items() if k in settings}
+
+
+def settings_text(settings: dict[str, Any]) -> str:
+    """`planned_settings` for people: ``offload model, tiling on, slicing on, decode 2 frames at once``."""
+    words = [f"offload {settings['offload']}"] if "offload" in settings else []
+    words += [f"{name} {'on' if settings[key] else 'off'}" for key, name in (("vae_tiling", "tiling"),
+                                                                          ("vae_slicing", "slicing")) if key in settings]
+    if settings.get("decode_chunk_size"):
+        words.append(f"decode {settings['decode_chunk_size']} frames at once")
+    return ", ".join(words)

@@ -19,6 +19,8 @@ moving a shot leaves its segments' content, and so their cache keys, unchanged.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
+
 from longvid.timing import Segment, ShotTiming
 
 SEGMENT_SECONDS = 3.0
@@ -28,10 +30,14 @@ def split_run(start: int, end: int, target: int, takeovers: list[int]) -> list[i
     """Split points strictly inside ``[start, end)``: rule 2, each snapped to the nearest takeover (rule 3)."""
     length = end - start
     pieces = max(1, round(length / max(1, target)))
+    takeovers = sorted(t for t in takeovers if start < t < end)
     points = []
     for k in range(1, pieces):
         ideal = start + round(k * length / pieces)
-        near = [t for t in takeovers if start < t < end and abs(t - ideal) <= length / pieces / 2]
+        reach = length / pieces / 2
+        # the takeovers within reach, by bisection: a long shot's split costs its pieces, not pieces x chunks
+        lo, hi = bisect_left(takeovers, ideal - reach), bisect_right(takeovers, ideal + reach)
+        near = takeovers[lo:hi]
         points.append(min(near, key=lambda t: (abs(t - ideal), t)) if near else ideal)
     return sorted(set(points))
 

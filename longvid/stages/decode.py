@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from longvid.families import LATENT_DECODERS as DECODERS
-from longvid.stages.base import StageSpec
+from longvid.stages.base import Output, StageSpec
 from longvid.stages.pipelines import held_vae, to_uint8
 from longvid.tasks import DecodeParams, Task
 
@@ -39,7 +39,7 @@ class Decode:
     spec = StageSpec(name="decode", kind="decode", code_version="1", params=DecodeParams, inputs=("chunk",),
                      output="frames", resources={"gpus": 1}, low_memory=LOW_MEMORY)
 
-    def __call__(self, task: Task, inputs: Mapping[str, Any]) -> np.ndarray:
+    def __call__(self, task: Task, inputs: Mapping[str, Any]) -> Output:
         import torch
 
         p: DecodeParams = task.params
@@ -58,6 +58,7 @@ class Decode:
         was = {name: getattr(vae, name, False) for name in ("use_tiling", "use_slicing")}
         try:
             vae.use_tiling, vae.use_slicing = p.tiling, p.slicing
+            facts = {"ran": {"vae_tiling": bool(vae.use_tiling), "vae_slicing": bool(vae.use_slicing)}}
             with torch.no_grad():
                 video = (_wan if p.family == "wan" else _cogvideox)(vae, latents)
         finally:
@@ -70,7 +71,7 @@ class Decode:
         if frames.shape != (p.frames, p.height, p.width, 3):
             raise RuntimeError(f"decoding {p.latents} gave {frames.shape}, expected ({p.frames}, {p.height}, "
                                f"{p.width}, 3)")
-        return frames
+        return Output(frames, facts)
 
 
 def _wan(vae, latents):

@@ -71,12 +71,12 @@ class Encode:
 class Concat:
     """The MP4: the segments joined by stream copy, index first. Not stored: it is cheap and goes to the output."""
 
-    spec = StageSpec(name="concat", kind="concat", code_version="1", params=ConcatParams, inputs=("encode", "audio", "mix"),
+    spec = StageSpec(name="concat", kind="concat", code_version="2", params=ConcatParams, inputs=("encode", "audio", "mix"),
                      output="file", resources={"here": True}, cache=False)
 
     def __call__(self, task: Task, inputs: Any) -> None:
         p: ConcatParams = task.params
         if p.output is None:
             raise ValueError("`output` is not set: the concat task of a plan made without an output path")
-        concat([inputs.path(segment) for segment in p.segments], p.output,
+        concat([inputs.path(segment) for segment in p.segments], p.output, p.fps,
                audio=inputs.path(p.audio) if p.audio else None)

@@ -20,8 +20,17 @@ from typing import Any
 import numpy as np
 
 from longvid.families import KEYFRAME_PIPELINES
-from longvid.stages.base import StageSpec
-from longvid.stages.pipelines import activate, cpu_generator, derived, hold, settings_for, to_pil, to_uint8
+from longvid.stages.base import Output, StageSpec
+from longvid.stages.pipelines import (
+    activate,
+    cpu_generator,
+    derived,
+    hold,
+    ran,
+    settings_for,
+    to_pil,
+    to_uint8,
+)
 from longvid.stages.preview import fit_image, fit_square
 from longvid.tasks import KeyframeParams, ReferenceParams, Task
 
@@ -96,7 +105,7 @@ class DiffusersKeyframe:
     spec = StageSpec(name="diffusers.keyframe", kind="keyframe", code_version="2", params=KeyframeParams,
                      inputs=("reference", "keyframe"), output="image", resources={"gpus": 1}, low_memory={"low_memory": LOW_MEMORY})
 
-    def __call__(self, task: Task, inputs: Mapping[str, Any]) -> np.ndarray:
+    def __call__(self, task: Task, inputs: Mapping[str, Any]) -> np.ndarray | Output:
         # 1. check inputs
         p: KeyframeParams = task.params
         if p.image:
@@ -112,7 +121,8 @@ class DiffusersKeyframe:
         activate(pipe, settings, [lora.name for lora in p.loras])
 
         # 4. generate, from noise drawn on the CPU
-        return _generate(pipe, settings, p.prompt, p.negative_prompt, p.width, p.height, task.seed, images, opening)
+        image = _generate(pipe, settings, p.prompt, p.negative_prompt, p.width, p.height, task.seed, images, opening)
+        return Output(image, {"ran": ran(pipe, {})})
 
 
 class DiffusersReference:
@@ -121,11 +131,12 @@ class DiffusersReference:
     spec = StageSpec(name="diffusers.reference", kind="reference", code_version="1", params=ReferenceParams,
                      output="frames", resources={"gpus": 1}, low_memory={"low_memory": LOW_MEMORY})
 
-    def __call__(self, task: Task, inputs: Mapping[str, Any]) -> np.ndarray:
+    def __call__(self, task: Task, inputs: Mapping[str, Any]) -> np.ndarray | Output:
         p: ReferenceParams = task.params
         if p.images:
             return np.stack([fit_square(image.path, p.size) for image in p.images])
         settings = settings_for(p)
         pipe = hold(settings, _load)
         activate(pipe, settings, [])
-        return _generate(pipe, settings, p.prompt, "", p.size, p.size, task.seed, [])[None]
+        return Output(_generate(pipe, settings, p.prompt, "", p.size, p.size, task.seed, [])[None],
+                      {"ran": ran(pipe, {})})

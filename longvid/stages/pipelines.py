@@ -19,7 +19,7 @@ from longvid.errors import ModelLoadError
 
 Loader = Callable[[str, Any], Any]  # (model path or hub id, torch dtype) -> pipeline
 
-_held: dict[str, Any] = {"key": None, "pipe": None, "derived": {}, "settings": {}, "vae": None}
+_held: dict[str, Any] = {"key": None, "pipe": None, "derived": {}, "settings": {}, "vae": None, "offload": "none"}
 
 
 def device() -> str:
@@ -58,9 +58,18 @@ def hold(settings: Mapping[str, Any], load: Loader) -> Any:
     except (OSError, ValueError) as exc:
         raise ModelLoadError(f"cannot load {path!r}: {exc}. Is it a hub id this machine can reach (set HF_TOKEN "
                              f"for gated models) or a folder in diffusers format?") from exc
-    configure(pipe, settings, where)
-    _held.update(key=key, pipe=pipe, derived={}, settings=dict(settings))
+    offload = configure(pipe, settings, where)
+    _held.update(key=key, pipe=pipe, derived={}, settings=dict(settings), offload=offload)
     return pipe
+
+
+def ran(pipe: Any, call: Mapping[str, Any]) -> dict[str, Any]:
+    """The memory settings a task really ran with, read back from the held pipeline and its call: where the
+    weights were, the VAE's tiling and slicing, the frames decoded at once (None: the pipeline's default)."""
+    vae = getattr(pipe, "vae", None)
+    return {"offload": _held.get("offload", "none"), "vae_tiling": bool(getattr(vae, "use_tiling", False)),
+            "vae_slicing": bool(getattr(vae, "use_slicing", False)),
+            "decode_chunk_size": call.get("decode_chunk_size")}
 
 
 def held_vae(path: str, dtype: str) -> Any:
@@ -94,7 +103,7 @@ def release() -> None:
     """Drop the held pipeline and give its memory back to the device."""
     if _held["pipe"] is None and _held["vae"] is None:
         return
-    _held.update(key=None, pipe=None, derived={}, settings={}, vae=None)
+    _held.update(key=None, pipe=None, derived={}, settings={}, vae=None, offload="none")
     gc.collect()
     import torch
 
@@ -102,9 +111,10 @@ def release() -> None:
         torch.cuda.empty_cache()
 
 
-def configure(pipe: Any, s: Mapping[str, Any], where: str) -> None:
+def configure(pipe: Any, s: Mapping[str, Any], where: str) -> str:
     """Scheduler, LoRAs (the storyboard's and its characters' and places'), the IP-Adapter, attention, VAE memory
-    settings and placement, in that order."""
+    settings and placement, in that order. Returns the offload applied (on the CPU there is nowhere to offload to:
+    none)."""
     import diffusers
 
     if s.get("scheduler"):
@@ -135,7 +145,9 @@ def configure(pipe: Any, s: Mapping[str, Any], where: str) -> None:
         (pipe.enable_model_cpu_offload if offload == "model" else pipe.enable_sequential_cpu_offload)(device=where)
     else:
         pipe.to(where)
+        offload = "none"
     pipe.set_progress_bar_config(disable=True)
+    return offload
 
 
 def adapters(s: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:

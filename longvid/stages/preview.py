@@ -1,8 +1,9 @@
 """The weightless ``preview`` backend: a real animatic, drawn deterministically, on any machine.
 
 Keyframes are a seeded background (palette from the prompt, shapes from the seed) with a card showing the shot's
-prompt, id and timecode. Chunks animate between the shot's keyframes (a smooth crossfade from one to the next)
-through the shot's camera move, with the output frame number burned in. A chunk is a pure function of time, so
+prompt, id and timecode, drawn where the shot's camera move keeps it in view. Chunks animate between the shot's
+keyframes (each holds, then a short dissolve into the next, so one card is readable at a time) through the camera
+move, with the output frame number burned in. A chunk is a pure function of time, so
 overlapping chunks agree exactly and the render exercises chunking, blending and stitching without a model.
 """
 
@@ -11,9 +12,11 @@ from __future__ import annotations
 import colorsys
 import functools
 import hashlib
+import math
 import textwrap
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont, ImageOps
@@ -37,6 +40,25 @@ _CAMERA = {
 }
 
 
+def view_box(camera: str, progress: float, width: int, height: int) -> tuple[float, float, float, float]:
+    """The part of a keyframe (left, top, right, bottom, in its pixels) a camera move shows at `progress` (0 to 1)
+    through the shot."""
+    start, end = _CAMERA[camera]
+    cx, cy, zoom = (a + (b - a) * progress for a, b in zip(start, end, strict=True))
+    crop_w, crop_h = width / max(zoom, 1.0), height / max(zoom, 1.0)
+    x0 = min(max(cx * width - crop_w / 2, 0), width - crop_w)
+    y0 = min(max(cy * height - crop_h / 2, 0), height - crop_h)
+    return x0, y0, x0 + crop_w, y0 + crop_h
+
+
+def safe_area(camera: str, width: int, height: int, steps: int = 16) -> tuple[int, int, int, int]:
+    """The part of a keyframe in view all through the camera move: where its card is drawn, so no pan or push
+    ever cuts it off."""
+    boxes = [view_box(camera, i / steps, width, height) for i in range(steps + 1)]
+    return (math.ceil(max(b[0] for b in boxes)), math.ceil(max(b[1] for b in boxes)),
+            math.floor(min(b[2] for b in boxes)), math.floor(min(b[3] for b in boxes)))
+
+
 @functools.lru_cache(maxsize=8)
 def _font(size: int) -> ImageFont.FreeTypeFont:
     return ImageFont.load_default(size=size)
@@ -49,13 +71,50 @@ def fit_image(path: str, width: int, height: int) -> np.ndarray:
     return np.asarray(fitted, dtype=np.uint8).copy()
 
 
+@dataclass(frozen=True)
+class CardLayout:
+    """Where a keyframe's card lies: its text box, and the reference thumbnails above it."""
+
+    left: int
+    right: int
+    top: float  # of the thumbnails (the card's when there are none)
+    card_top: float
+    bottom: float
+    lines: tuple[str, ...]
+    line_height: float
+    thumb: int  # the thumbnails' side
+    thumbs: int  # how many fit
+    fonts: tuple
+
+
+@functools.lru_cache(maxsize=256)
+def card_layout(prompt: str, references: int, camera: str, width: int, height: int) -> CardLayout:
+    """The card of a keyframe showing `prompt` with `references` thumbnails: drawn by the keyframe, and the part
+    of the picture a chunk changes with a short dissolve."""
+    left, top, right, bottom = safe_area(camera, width, height)
+    head_font, body_font = _font(max(8, height // 22)), _font(max(8, height // 18))
+    margin = (right - left) // 12
+    x0, x1 = left + margin, right - margin
+    chars = max(10, int((x1 - x0 - height // 20) / (body_font.getlength("abcdefghij") / 10)))
+    lines = tuple(textwrap.wrap(prompt, chars)[:5])
+    line_h = body_font.size * 1.3
+    box_h = head_font.size * 1.8 + line_h * len(lines) + height // 20
+    card_top = max(top + height / 40, min(top + (bottom - top) * 0.62 - box_h / 2, bottom - box_h - height / 20))
+    side = max(8, min(height // 4, int(card_top - top) - height // 20))
+    fit = max(0, (x1 - x0 + height // 40) // (side + height // 40))
+    shown = min(references, fit)
+    above = side + height / 40 + head_font.size if shown else 0
+    return CardLayout(x0, x1, card_top - above, card_top, card_top + box_h, lines, line_h, side, shown,
+                      (head_font, body_font))
+
+
 class PreviewKeyframe:
     """Draws a keyframe card (with the references of who and where it shows), or loads the user's image.
 
     A later keyframe of a shot shows the same scene as its first: its background is the first keyframe's, softened.
     """
 
-    spec = StageSpec(name="preview.keyframe", kind="keyframe", code_version="3", params=KeyframeParams,
+    spec = StageSpec(name="preview.keyframe", kind="keyframe", code_version="4", params=KeyframeParams,
                      inputs=("reference", "keyframe"), output="image")
 
     def __call__(self, task: Task, inputs: Mapping[str, object]) -> np.ndarray:
@@ -72,29 +131,24 @@ class PreviewKeyframe:
         else:
             image = _background(p.prompt, task.seed, width, height).convert("RGBA")
 
-        # 3. the card: shot, keyframe, timecode and the prompt, with thumbnails of the references above it
+        # 3. the card: shot, keyframe, timecode and the prompt, with thumbnails of the references above it; all of
+        # it inside the part of the picture the shot's camera move keeps in view from start to end
         label = p.label
         card = Image.new("RGBA", (width, height))
         draw = ImageDraw.Draw(card)
-        head_font, body_font = _font(max(8, height // 22)), _font(max(8, height // 18))
-        margin = width // 10
-        chars = max(10, int((width - 2 * margin) / (body_font.getlength("abcdefghij") / 10)))
-        lines = textwrap.wrap(p.prompt, chars)[:5]
-        line_h = body_font.size * 1.3
-        box_h = head_font.size * 1.8 + line_h * len(lines) + height // 20
-        top_y = height * 0.62 - box_h / 2
-        draw.rounded_rectangle((margin, top_y, width - margin, top_y + box_h), radius=height // 40, fill=(0, 0, 0, 150))
+        box = card_layout(p.prompt, len(p.references), p.camera or "static", width, height)
+        head_font, body_font = box.fonts
+        x0, x1, top_y = box.left, box.right, box.card_top
+        draw.rounded_rectangle((x0, top_y, x1, box.bottom), radius=height // 40, fill=(0, 0, 0, 150))
         heading = f"{label.shot}  ·  keyframe {label.keyframe}  ·  {label.timecode}"
-        draw.text((margin + height // 40, top_y + height // 40), heading, font=head_font, fill=(255, 220, 120, 255))
-        for n, line in enumerate(lines):
-            y = top_y + head_font.size * 1.8 + height // 40 + n * line_h
-            draw.text((margin + height // 40, y), line, font=body_font, fill=(255, 255, 255, 255))
-        side = max(8, min(height // 4, int(top_y) - height // 20))
-        for n, reference in enumerate(p.references):
+        draw.text((x0 + height // 40, top_y + height // 40), heading, font=head_font, fill=(255, 220, 120, 255))
+        for n, line in enumerate(box.lines):
+            y = top_y + head_font.size * 1.8 + height // 40 + n * box.line_height
+            draw.text((x0 + height // 40, y), line, font=body_font, fill=(255, 255, 255, 255))
+        side = box.thumb
+        for n, reference in enumerate(p.references[:box.thumbs]):
             thumb = Image.fromarray(inputs[reference][0]).resize((side, side), Image.Resampling.BILINEAR)
-            x = margin + n * (side + height // 40)
-            if x + side > width - margin:
-                break
+            x = x0 + n * (side + height // 40)
             card.paste(thumb.convert("RGBA"), (x, int(top_y) - side - height // 40))
             draw.text((x, int(top_y) - height // 40 - head_font.size), reference.split(":", 1)[1], font=head_font,
                       fill=(255, 255, 255, 255))
@@ -159,7 +213,7 @@ class PreviewChunk:
     out-of-memory error) yields the frames one at a time instead of returning them as one array.
     """
 
-    spec = StageSpec(name="preview.chunk", kind="chunk", code_version="4", params=PreviewChunkParams,
+    spec = StageSpec(name="preview.chunk", kind="chunk", code_version="5", params=PreviewChunkParams,
                      inputs=("keyframe",), output="frames", low_memory={"low_memory": {"stream_frames": True}}, cache=False)
 
     RECENT = 12  # frames kept: where two chunks overlap, the second draws nothing (they show the same frames)
@@ -202,29 +256,34 @@ class PreviewChunk:
         contents = [inputs.content_key(kf.task) if hasattr(inputs, "content_key") else None for kf in p.keyframes]
         for frame_index in range(p.start + lo, p.start + hi):
             t = p.t0 + frame_index * p.dt
-            shown = _showing(times, t)  # (keyframe, weight) pairs
+            shown = _showing(times, t)  # (keyframe, scene weight, card weight)
             memo = None
             if None not in contents:
-                around = tuple((times[i], contents[i], round(w, 9)) for i, w in shown)
+                around = tuple((times[i], contents[i], round(w, 9), round(c, 9)) for i, w, c in shown)
                 memo = (p.width, p.height, p.camera, p.duration, p.t0, p.dt, p.fps, p.label, frame_index, around)
                 if memo in self._recent:
                     yield self._recent[memo]
                     continue
             progress = t / p.duration
-            cx, cy, zoom = (a + (b - a) * progress for a, b in zip(start_pose, end_pose, strict=True))
             if zooms:
-                crop_w, crop_h = width / max(zoom, 1.0), height / max(zoom, 1.0)
-                x0 = min(max(cx * width - crop_w / 2, 0), width - crop_w)
-                y0 = min(max(cy * height - crop_h / 2, 0), height - crop_h)
-                box = tuple(v * scale for v in (x0, y0, x0 + crop_w, y0 + crop_h))
+                seen = view_box(p.camera, progress, width, height)
+                box = tuple(v * scale for v in seen)
                 views = [np.array(keys[i][1].resize((width, height), Image.Resampling.NEAREST, box=box))
-                         for i, _ in shown]
+                         for i, _, _ in shown]
             else:
+                cx, cy, _ = (a + (b - a) * progress for a, b in zip(start_pose, end_pose, strict=True))
                 x0 = min(max(round(cx * size[0] - width / 2), 0), size[0] - width)
                 y0 = min(max(round(cy * size[1] - height / 2), 0), size[1] - height)
-                views = [keys[i][1][y0:y0 + height, x0:x0 + width] for i, _ in shown]
+                seen = (x0 / scale, y0 / scale, (x0 + width) / scale, (y0 + height) / scale)
+                views = [keys[i][1][y0:y0 + height, x0:x0 + width] for i, _, _ in shown]
             if len(views) == 2:
+                # the scene moves from one keyframe to the next all through the gap; the cards change quickly
                 frame = mix(views[0], views[1], shown[1][1])
+                cards = [p.keyframes[i] for i, _, _ in shown]
+                if shown[1][2] != shown[1][1] and (area := _card_area(cards, p.camera, width, height, seen)):
+                    rows, cols = area
+                    frame = frame if frame is not views[0] else frame.copy()
+                    frame[rows, cols] = mix(views[0][rows, cols], views[1][rows, cols], shown[1][2])
             else:
                 frame = views[0] if zooms else views[0].copy()  # a slice of a kept keyframe: never drawn on
             if any(np.shares_memory(frame, image) for _, image in keys if isinstance(image, np.ndarray)):
@@ -274,11 +333,35 @@ def _derived(inputs: Mapping, task_id: str, what: tuple, make):
     return inputs.derived(task_id, what, make) if hasattr(inputs, "derived") else make()
 
 
-def _showing(times: list[float], t: float) -> list[tuple[int, float]]:
-    """What shows at time t, as ``(keyframe index, weight)``: the keyframe at t, or the two around it with the
-    second's weight in a smoothstep crossfade from one to the next."""
+CARD_DISSOLVE = 0.5  # seconds: the longest change from one keyframe's card to the next
+
+
+def _showing(times: list[float], t: float) -> list[tuple[int, float, float]]:
+    """What shows at time t, as ``(keyframe index, scene weight, card weight)``: the keyframe at t, or the two
+    around it. The second's scene weight is a smoothstep over the whole gap (the picture moves from one keyframe to
+    the next, as a video model's would); its card's is a smoothstep over the gap's last `CARD_DISSOLVE` seconds
+    (a third of the gap when that is shorter), so one card is readable at a time and the next is whole at its time."""
     after = next((i for i, at in enumerate(times) if at > t), len(times))
     if after == 0 or after == len(times):
-        return [(min(after, len(times) - 1), 1.0)]
-    x = (t - times[after - 1]) / (times[after] - times[after - 1])
-    return [(after - 1, 1.0), (after, x * x * (3 - 2 * x))] if x > 0 else [(after - 1, 1.0)]
+        return [(min(after, len(times) - 1), 1.0, 1.0)]
+    gap = times[after] - times[after - 1]
+    x = (t - times[after - 1]) / gap
+    if x <= 0:
+        return [(after - 1, 1.0, 1.0)]
+    dissolve = min(CARD_DISSOLVE, gap / 3)
+    c = min(1.0, max(0.0, (t - (times[after] - dissolve)) / dissolve))
+    return [(after - 1, 1.0, 1.0), (after, x * x * (3 - 2 * x), c * c * (3 - 2 * c))]
+
+
+def _card_area(keyframes, camera: str, width: int, height: int, seen: tuple) -> tuple[slice, slice] | None:
+    """The rows and columns of a frame that hold the cards of `keyframes` (their union), seen through the view
+    `seen` (the part of the keyframe in the frame); None when neither has a card (users' images)."""
+    layouts = [card_layout(k.card, k.references, camera, width, height) for k in keyframes if k.card is not None]
+    if not layouts:
+        return None
+    left, top = min(c.left for c in layouts), min(c.top for c in layouts)
+    right, bottom = max(c.right for c in layouts), max(c.bottom for c in layouts)
+    sx, sy = width / (seen[2] - seen[0]), height / (seen[3] - seen[1])
+    rows = slice(max(0, math.floor((top - seen[1]) * sy)), min(height, math.ceil((bottom - seen[1]) * sy) + 1))
+    cols = slice(max(0, math.floor((left - seen[0]) * sx)), min(width, math.ceil((right - seen[0]) * sx) + 1))
+    return rows, cols

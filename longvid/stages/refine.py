@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 
 from longvid.families import get_family
-from longvid.stages.base import StageSpec
-from longvid.stages.pipelines import cpu_generator, derived, settings_for, to_pil, to_uint8
+from longvid.stages.base import Output, StageSpec
+from longvid.stages.pipelines import cpu_generator, derived, ran, settings_for, to_pil, to_uint8
 from longvid.stages.video import LOW_MEMORY, _hold, _sibling
 from longvid.storyboard.schema import REFINERS
 from longvid.tasks import RefineParams, Task
@@ -39,7 +39,7 @@ class Refine:
                      inputs=("chunk", "decode"), output="frames", resources={"gpus": 1},
                      low_memory={"low_memory": LOW_MEMORY})
 
-    def __call__(self, task: Task, inputs: Mapping[str, Any]) -> np.ndarray:
+    def __call__(self, task: Task, inputs: Mapping[str, Any]) -> Output:
         p: RefineParams = task.params
         settings = settings_for(p)
         family = get_family(settings["family"])
@@ -65,11 +65,12 @@ class Refine:
         if family.name == "cogvideox":
             kwargs["max_sequence_length"] = pipe.transformer.config.max_text_seq_length
         takes = inspect.signature(type(pipe).__call__).parameters
-        out = to_uint8(pipe(**{k: v for k, v in kwargs.items() if k in takes}).frames[0])[:p.frames]
+        call = {k: v for k, v in kwargs.items() if k in takes}
+        out = to_uint8(pipe(**call).frames[0])[:p.frames]
         if out.shape != (p.frames, p.height, p.width, 3):
             raise RuntimeError(f"{type(pipe).__name__} returned {out.shape}, expected ({p.frames}, {p.height}, "
                                f"{p.width}, 3)")
-        return out
+        return Output(out, {"ran": ran(pipe, call)})
 
 
 def _upsampled(p: RefineParams, frames: list[np.ndarray], seed: int):

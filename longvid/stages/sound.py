@@ -18,7 +18,7 @@ import numpy as np
 from longvid.seeds import derive_seed
 from longvid.stages.audio import write_flac
 from longvid.stages.base import Output, StageSpec
-from longvid.stages.pipelines import cpu_generator, hold, settings_for
+from longvid.stages.pipelines import cpu_generator, hold, ran, settings_for
 from longvid.tasks import SoundParams, Task
 
 SECTION_OVERLAP = 1.0  # seconds, at most a quarter of a section
@@ -125,4 +125,4 @@ class GeneratedSound:
         path = inputs.scratch(".flac")
         write_flac(path, np.clip(track, -1, 1), rate)
         return Output(path, {"rate": rate, "channels": int(track.shape[0]), "samples": int(track.shape[1]),
-                             "sections": len(spans)})
+                             "sections": len(spans), "ran": ran(pipe, {})})

@@ -20,7 +20,16 @@ from longvid.families import get_family
 from longvid.seeds import derive_seed
 from longvid.stages.base import Output, StageSpec
 from longvid.stages.decode import DECODERS
-from longvid.stages.pipelines import cpu_generator, cpu_noise, derived, hold, settings_for, to_pil, to_uint8
+from longvid.stages.pipelines import (
+    cpu_generator,
+    cpu_noise,
+    derived,
+    hold,
+    ran,
+    settings_for,
+    to_pil,
+    to_uint8,
+)
 from longvid.stitching.blend import blend_chunks
 from longvid.tasks import ChunkParams, Task
 from longvid.timing import ChunkWindow, FrameRule
@@ -58,6 +67,11 @@ def call_arguments(p: ChunkParams, settings: Mapping[str, Any], seed: int, laten
     """What every family's pipeline call takes: size, frames, steps, a seeded CPU generator, the noise."""
     kwargs = {"height": p.height, "width": p.width, "num_frames": p.frames,
               "num_inference_steps": settings["steps"], "generator": cpu_generator(seed), "output_type": "np"}
+    # planned, the low-memory retry's, or the family's default (the one the planner counts): never the pipeline's
+    # own (SVD's is every frame at once)
+    family = get_family(p.pipeline.family) if p.pipeline.family else None
+    if chunked := settings.get("decode_chunk_size") or (family and family.decode_chunk_size):
+        kwargs["decode_chunk_size"] = chunked
     return kwargs if latents is None else kwargs | {"latents": latents}
 
 
@@ -124,9 +138,10 @@ class ChunkStage:
         open_ended = any(t.kind == t.VAR_KEYWORD for t in takes.values())
         kwargs = {k: v for k, v in call_arguments(p, settings, task.seed, latents).items() if open_ended or k in takes}
         kwargs |= self.arguments(pipe, p, settings, images, strengths, references)
+        facts = {"ran": ran(pipe, kwargs)}
         if self.family in DECODERS:  # the latents are the output; a decode task makes the frames
             out = pipe(**kwargs | {"output_type": "latent"})
-            return self.stored(out.frames, p, {"retime_to": self.retime_to(pipe, p, images)})
+            return Output(self.stored(out.frames, p, {"retime_to": self.retime_to(pipe, p, images)}), facts)
         out = pipe(**kwargs)
 
         # 5. decode to uint8, as the blend reads them, and check the count; the sound, where the model makes some
@@ -134,8 +149,7 @@ class ChunkStage:
         if frames.shape != (p.frames, p.height, p.width, 3):
             raise RuntimeError(f"{type(pipe).__name__} returned {frames.shape}, expected "
                                f"({p.frames}, {p.height}, {p.width}, 3)")
-        sound = self.sound(pipe, p, out)
-        return frames if sound is None else Output(frames, audio=sound)
+        return Output(frames, facts, audio=self.sound(pipe, p, out))
 
     def stored(self, latents, p: ChunkParams, meta: Mapping[str, Any]) -> Latents:
         """Latents as stored: float16 when the model ran in half precision (bfloat16 fits in it), else float32;
@@ -355,8 +369,7 @@ class SVDChunk(ChunkStage):
 
     def arguments(self, pipe, p, settings, images, strengths, references=()):
         return {"image": to_pil(images[0]), "min_guidance_scale": 1.0, "max_guidance_scale": settings["guidance"],
-                "fps": max(1, round(p.fps)), "motion_bucket_id": 127, "noise_aug_strength": 0.02,
-                "decode_chunk_size": settings.get("decode_chunk_size", 8)}
+                "fps": max(1, round(p.fps)), "motion_bucket_id": 127, "noise_aug_strength": 0.02}
 
 
 class CogVideoXChunk(ChunkStage):

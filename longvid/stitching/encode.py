@@ -21,6 +21,7 @@ import numpy as np
 
 from longvid.cache import publish, temp_beside
 from longvid.errors import RenderError
+from longvid.stitching.mp4 import video_track
 
 F_SETPIPE_SZ = 1031  # fcntl.F_SETPIPE_SZ, named in the module only from Python 3.10 on Linux
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
@@ -124,12 +125,23 @@ class Mp4Writer:
                 stale.unlink(missing_ok=True)
 
 
-def concat(segments: list[Path], output: str | Path, audio: Path | None = None) -> None:
+def concat(segments: list[Path], output: str | Path, fps: float, audio: Path | None = None) -> None:
     """Join MP4 `segments` (same codec settings, each opening on an IDR frame) into `output` by stream copy,
-    with the index first (+faststart); atomic. `audio`: a sound track as long as the video, encoded to AAC."""
+    with the index first (+faststart); atomic. `audio`: a sound track as long as the video, encoded to AAC.
+
+    Every frame of the output lasts exactly one frame at `fps`. The concat demuxer places each segment's
+    presentation times right, but x264 delays a segment's decode clock by its B-frame reorder depth, and a segment
+    too short for B-frames (1 to 3 frames) has none: its decode times then jump or run backwards against its
+    neighbours', which the muxer "fixes" into uneven sample durations (a variable frame rate). So the joined
+    stream is given one decode clock, ``dts = n - delay`` in frames with the deepest delay of any segment, and its
+    presentation times are taken in whole frames.
+    """
     import imageio_ffmpeg
 
     output = Path(output)
+    rate = video_rate(fps)
+    delay = max(_reorder_delay(Path(p), rate) for p in segments)
+    clock = f"setts=prescale=1:time_base={rate.denominator}/{rate.numerator}:pts=PTS:dts=N-{delay}:duration=1"
     tmp = temp_beside(output, ".mp4")
     with tempfile.TemporaryDirectory(prefix="longvid-concat-") as folder:
         listing = Path(folder) / "segments.txt"
@@ -137,13 +149,20 @@ def concat(segments: list[Path], output: str | Path, audio: Path | None = None) 
         cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-f", "concat", "-safe", "0",
                "-i", str(listing), *(["-i", str(audio), "-map", "0:v", "-map", "1:a", "-c:a", "aac", "-b:a", "192k"]
                                       if audio else []),
-               "-c:v", "copy", "-map_metadata", "-1", "-movflags", "+faststart", "-f", "mp4", str(tmp)]
+               "-c:v", "copy", "-bsf:v", clock, "-map_metadata", "-1", "-movflags", "+faststart", "-f", "mp4",
+               str(tmp)]
         result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:
         tmp.unlink(missing_ok=True)
         raise _ffmpeg_error(RenderError(f"ffmpeg could not join the segments: {result.stderr.strip()[-500:]}"), tmp,
                             result.stderr)
     publish(tmp, output)
+
+
+def _reorder_delay(segment: Path, rate: Fraction) -> int:
+    """Frames by which a segment's decode clock runs behind its presentation (its edit list skips them)."""
+    track = video_track(segment)
+    return round(Fraction(track.skipped, track.timescale) * rate)
 
 
 def write_wav(sound: Path, output: str | Path) -> None:

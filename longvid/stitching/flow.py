@@ -19,6 +19,15 @@ FEATURE = "optical flow (the `flow` interpolation backend, `align: flow` blends,
 _local = threading.local()
 
 
+def flow_missing() -> str | None:
+    """Why optical flow cannot run here (what to install), or None when it can."""
+    try:
+        import cv2  # noqa: F401
+    except ImportError:
+        return "OpenCV is not installed: pip install 'longvid[rife]' (or opencv-python-headless)"
+    return None
+
+
 def optical_flow(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """The flow from RGB frame `a` to `b` (H x W x 2, in pixels): ``a(x) ~ b(x + flow(x))``.
 

@@ -33,7 +33,7 @@ import numpy as np
 
 from longvid.errors import MissingDependencyError
 from longvid.stitching.colour import LabStats, at, delta_e, rgb_to_lab
-from longvid.stitching.flow import optical_flow, warp
+from longvid.stitching.flow import flow_missing, optical_flow, warp
 from longvid.timing import ChunkSpan, chunk_spans
 
 __all__ = ["ChunkSpan", "FrameMeter", "SeamReport", "ShotSpan", "chunk_spans", "layout", "measure", "warp_error"]
@@ -144,12 +144,15 @@ class _ShotState:
     first: np.ndarray | None = None
 
 
+MEASURED_ON = {"frames": "the rendered frames, before H.264 encoding", "video": "the encoded video, as decoded"}
+
+
 class SeamReport:
     """Feed it the measures of the timeline in order (`add`), then read `report()`; a shot's numbers are let go
     once it is reported, so memory stays flat in the length of the video."""
 
-    def __init__(self, shots: list[ShotSpan]):
-        self.shots = shots
+    def __init__(self, shots: list[ShotSpan], measured_on: str = "video"):
+        self.shots, self.measured_on = shots, measured_on
         self._starts = [s.frames.start for s in shots]
         self._states: dict[int, _ShotState] = {}
         self._done = 0  # shots before this one are reported
@@ -218,11 +221,16 @@ class SeamReport:
             self._finish(self._done)
         scores = [s["score"] for s in self.seams if s["score"] is not None]
         drifts = [d["colour_drift"] for d in self.drifts]
+        unmeasured = [s for s in self.seams if s["warp_error"] is None]
         return {"seams": self.seams, "chunks": self.drifts, "summary": {
             "seams": len(self.seams),
             "mean_seam_score": round(float(np.mean(scores)), 3) if scores else None,
             "worst_seam_score": round(max(scores), 3) if scores else None,
-            "mean_colour_drift": round(float(np.mean(drifts)), 3) if drifts else None}}
+            "mean_colour_drift": round(float(np.mean(drifts)), 3) if drifts else None,
+            # the render scores its frames before they are encoded, `longvid qa` the encoded video: they differ
+            # by what H.264 did to the seams (scores are ratios of frame differences, so compression moves them)
+            "measured_on": MEASURED_ON[self.measured_on],
+            "warp_error_not_measured": (flow_missing() or "no optical flow was measured") if unmeasured else None}}
 
 
 def measure(frames: Iterable[np.ndarray], shots: list[ShotSpan], *, flow: bool = True) -> dict:

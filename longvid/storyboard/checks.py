@@ -31,6 +31,9 @@ def check_semantics(spec: StoryboardSpec) -> list[Problem]:
     def add(path: tuple, message: str) -> None:
         problems.append(Problem(message, path))
 
+    if (too_long := _length_problem(spec)) is not None:  # refused before anything counts its frames
+        return [too_long]
+
     names = sorted(spec.entities)
     for name in sorted(set(spec.characters) & set(spec.places)):
         add(("places", name), f"`{name}` is defined twice, as a character and as a place: `{{{name}}}` must mean one")
@@ -107,11 +110,8 @@ def check_semantics(spec: StoryboardSpec) -> list[Problem]:
             f"`base_fps` ({interp.base_fps:g}) must not exceed the output `fps` ({spec.fps:g})")
     if interp.backend == "rife-ncnn" and interp.model and not (spec.base_dir / interp.model).is_dir():
         add(("models", "interpolation", "model"), f"RIFE ncnn model folder not found: {spec.base_dir / interp.model}")
-    video = spec.models.video
-    family = get_family(video.family)
-    legal = timing.FrameRule.parse(family.frame_rule).at_least(video.frames_asked)
-    for where, cont in [(("continuity",), spec.continuity)] + [
-            (("shots", i, "continuity"), spec.continuity_for(shot)) for i, shot in enumerate(spec.shots) if shot.continuity]:
+    legal = spec.chunk_length
+    for where, cont in _continuities(spec):
         if cont.overlap_frames > (legal - 1) // 2:
             add((*where, "overlap"), f"`overlap` ({cont.overlap}) must be less than half the chunk length "
                                      f"({legal} frames), at most {(legal - 1) // 2}")
@@ -221,9 +221,8 @@ def _model_problems(spec: StoryboardSpec) -> list[Problem]:
     abilities, source = spec.video_abilities()
     what = f"{video.model} ({source})" if source else video.model
     drawn = keyframes.engine == "diffusers"
-    for where, cont in [(("continuity",), spec.continuity)] + [
-            (("shots", i, "continuity"), spec.continuity_for(shot)) for i, shot in enumerate(spec.shots) if shot.continuity]:
-        problems += _strategy_problems(where, cont, family, abilities, what, drawn)
+    for where, cont in _continuities(spec):
+        problems += _strategy_problems(where, cont, family, abilities, what, drawn, spec.overlap_latent(cont.strategy))
     for i, shot in enumerate(spec.shots):
         opening = next((kf for kf in shot.keyframes if timing.seconds_to_frames(kf.at, spec.fps) == 0), None)
         if "text" not in abilities and not drawn and not (opening and opening.image):
@@ -242,10 +241,17 @@ def _model_problems(spec: StoryboardSpec) -> list[Problem]:
     return problems
 
 
+def _continuities(spec: StoryboardSpec) -> list[tuple[tuple, ContinuitySpec]]:
+    """The storyboard's continuity and each shot's own, as they apply (a default overlap made legal)."""
+    return [(("continuity",), spec.continuity_for())] + [
+        (("shots", i, "continuity"), spec.continuity_for(shot)) for i, shot in enumerate(spec.shots) if shot.continuity]
+
+
 def _strategy_problems(where: tuple, cont: ContinuitySpec, family: Family, abilities: frozenset[str], what: str,
-                       drawn: bool) -> list[Problem]:
-    """What a continuity strategy needs from the model family."""
-    strategy, tc = cont.strategy, family.temporal_compression
+                       drawn: bool, latent: int | None) -> list[Problem]:
+    """What a continuity strategy needs from the model family (`latent`: the frames per latent frame its
+    overlaps must be whole multiples of, plus one; None: any overlap)."""
+    strategy = cont.strategy
     if strategy == "keyframe-anchored" and not abilities & {"last", "any"}:
         return [Problem(f"{what} cannot end a chunk on a keyframe: keyframe-anchored needs a first-last-frame "
                         f"model (wan FLF2V, ltx)", (*where, "strategy"))]
@@ -270,13 +276,27 @@ def _strategy_problems(where: tuple, cont: ContinuitySpec, family: Family, abili
         return [Problem(f"latent-blend denoises a shot's chunks side by side, so none can start from another; "
                         f"{what} needs an image for every chunk: use prefix or overlap-blend", (*where, "strategy"))]
     # overlapping frames must be whole latent frames to share noise, to be averaged, or to be continued
-    if strategy in ("shared-noise", "latent-blend", "diffusion-forcing") and (cont.overlap < 1 or
-                                                                              (cont.overlap - 1) % tc):
-        near = sorted({max(1, cont.overlap - (cont.overlap - 1) % tc), cont.overlap - (cont.overlap - 1) % tc + tc} - {0})
-        return [Problem(f"`overlap` ({cont.overlap}) must be 1 more than a multiple of {tc} for {family.name}, so "
+    if latent and (cont.overlap < 1 or (cont.overlap - 1) % latent):
+        near = sorted({max(1, cont.overlap - (cont.overlap - 1) % latent), cont.overlap - (cont.overlap - 1) % latent
+                       + latent} - {0})
+        return [Problem(f"`overlap` ({cont.overlap}) must be 1 more than a multiple of {latent} for {family.name}, so "
                         f"that overlapping frames share whole latent frames (try {' or '.join(map(str, near))})",
                         (*where, "overlap"))]
     return []
+
+
+def _length_problem(spec: StoryboardSpec) -> Problem | None:
+    """A storyboard past `timing.MAX_FRAMES`, located at the shot whose duration crosses it."""
+    total = 0.0
+    for i, shot in enumerate(spec.shots):
+        total += shot.duration
+        if total * spec.fps > timing.MAX_FRAMES:
+            hours = timing.MAX_FRAMES / spec.fps / 3600
+            return Problem(f"the storyboard reaches {total * spec.fps:,.0f} frames by shot {shot.shot_id!r} ("
+                           f"{total / 3600:,.1f} h at {spec.fps:g} fps); longvid plans at most "
+                           f"{timing.MAX_FRAMES:,} frames ({hours:g} h at {spec.fps:g} fps): split it into several "
+                           f"storyboards", ("shots", i, "duration"))
+    return None
 
 
 def did_you_mean(word: str, choices: list[str], left: str = "`", right: str = "`") -> str:

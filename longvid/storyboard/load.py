@@ -181,11 +181,23 @@ def _structure_problems(exc: ValidationError) -> list[Problem]:
         elif kind == "string_pattern_mismatch" and loc[:1] in (("characters",), ("places",)):
             what = "character" if loc[0] == "characters" else "place"
             message = f"{what} name {field!r} must be letters, digits, '_' or '-', starting with a letter"
+        elif kind == "string_pattern_mismatch" and len(loc) == 3 and loc[0] == "shots" and field == "id":
+            message = (f"shot id {value!r} must be ASCII letters, digits, '_', '.' or '-', starting with a letter or "
+                       f"digit (it names tasks, files and cache keys){_ascii_hint(str(value))}")
         else:
             message = f"`{field}` {msg[0].lower()}{msg[1:]} (got {value!r})".replace("Input should", "should")
             message = message.replace("` input should", "` should")
         problems.append(Problem(message, loc))
     return problems
+
+
+def _ascii_hint(text: str) -> str:
+    """`` (try 'cafe')`` for 'café': the id with accents dropped and other characters as '-', when that is an id."""
+    import unicodedata
+
+    plain = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    plain = re.sub(r"[^A-Za-z0-9_.-]+", "-", plain).strip("-._")
+    return f" (try {plain!r})" if plain else ""
 
 
 def _is_reroll(loc: tuple) -> bool:

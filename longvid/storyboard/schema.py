@@ -21,6 +21,8 @@ from longvid.families import Checkpoint, checkpoint, get_family
 
 Camera = Literal["static", "push-in", "pull-out", "zoom-in", "zoom-out", "pan-left", "pan-right", "tilt-up", "tilt-down"]
 CHARACTER_REF = re.compile(r"\{([^{}]*)\}")
+# continuity strategies whose overlapping frames are latent frames: shared noise, averaged or continued
+WHOLE_LATENT_OVERLAP = ("shared-noise", "latent-blend", "diffusion-forcing")
 REROLL_TASK = r"^(keyframe|chunk):\d+$"  # a task of one shot: its kind and its index among the shot's tasks of that kind
 # A take: 0 is the original seed; strict, so `true` or `1.5` is an error rather than take 1
 Take = Annotated[int, Field(ge=0, strict=True)]
@@ -485,11 +487,62 @@ class StoryboardSpec(_Spec):
         named = {name for text in texts for name in CHARACTER_REF.findall(text)}
         return [n for n in self.characters if n in named] + [n for n in self.places if n in named]
 
-    def continuity_for(self, shot: ShotSpec) -> ContinuitySpec:
-        """The shot's continuity: the storyboard's, with the keys the shot sets replaced."""
-        if shot.continuity is None:
-            return self.continuity
-        return self.continuity.model_copy(update={k: getattr(shot.continuity, k) for k in shot.continuity.model_fields_set})
+    def continuity_for(self, shot: ShotSpec | None = None) -> ContinuitySpec:
+        """The shot's continuity (None: the storyboard's): the storyboard's, with the keys the shot sets replaced.
+
+        An `overlap` nobody wrote is the legal one nearest the default for the family and strategy in use (see
+        `overlap_latent`); `overlap_note` says when that moved it.
+        """
+        cont = self.continuity
+        if shot is not None and shot.continuity is not None:
+            cont = cont.model_copy(update={k: getattr(shot.continuity, k) for k in shot.continuity.model_fields_set})
+        if not self._overlap_written(shot):
+            legal = timing.nearest_overlap(cont.overlap, self.chunk_length, self.overlap_latent(cont.strategy))
+            cont = cont.model_copy(update={"overlap": legal}) if legal != cont.overlap else cont
+        return cont
+
+    def _overlap_written(self, shot: ShotSpec | None) -> bool:
+        return "overlap" in self.continuity.model_fields_set or (
+            shot is not None and shot.continuity is not None and "overlap" in shot.continuity.model_fields_set)
+
+    def overlap_note(self, shot: ShotSpec | None = None) -> str | None:
+        """What moved the default overlap for this shot's family and strategy, or None."""
+        cont = self.continuity_for(shot)
+        default = ContinuitySpec.model_fields["overlap"].default
+        if self._overlap_written(shot) or cont.overlap == default or cont.strategy == "cut":
+            return None
+        latent = self.overlap_latent(cont.strategy)
+        why = (f"overlapping frames must be whole latent frames (1 more than a multiple of {latent})" if latent
+               else f"it must be less than half the chunk length ({self.chunk_length} frames)")
+        return (f"continuity.overlap {default} -> {cont.overlap}: the default is not legal for "
+                f"{self.models.video.family} with {cont.strategy}: {why}; set `overlap` to choose another")
+
+    @property
+    def chunk_length(self) -> int:
+        """The video model's chunk length: `chunk_frames` (or the family's default) made legal for the family."""
+        video = self.models.video
+        return timing.FrameRule.parse(get_family(video.family).frame_rule).at_least(video.frames_asked)
+
+    def overlap_latent(self, strategy: str) -> int | None:
+        """Video frames per latent frame when `strategy` needs overlaps of whole latent frames with this family
+        (shared noise, averaged latents, continued latents), else None. The preview draws frames from time alone."""
+        family = get_family(self.models.video.family)
+        if strategy in WHOLE_LATENT_OVERLAP and family.name != "preview":
+            return family.temporal_compression
+        return None
+
+    def keyframes_of(self, shot: ShotSpec, frames: int) -> list[KeyframeSpec]:
+        """A shot of `frames` frames' keyframes in time order, as every id names them (``keyframe:SHOT:I`` is the
+        I-th here, in the shot graph, the render graph, the manifest and `status`): the shot's own, one at 0 s from
+        the shot's prompt unless one is pinned there, and for a first-last-frame model one at the shot's end unless
+        one is pinned there."""
+        pinned = sorted(shot.keyframes, key=lambda kf: kf.at)
+        if not pinned or timing.seconds_to_frames(pinned[0].at, self.fps) > 0:
+            pinned.insert(0, KeyframeSpec(at=0.0))
+        if self.models.video.family != "preview" and "needs-last" in self.video_abilities()[0] and \
+                min(timing.seconds_to_frames(pinned[-1].at, self.fps), frames - 1) < frames - 1:
+            pinned.append(KeyframeSpec(at=shot.duration))  # a first-last-frame model ends every chunk on a keyframe
+        return pinned
 
     def shot_seed(self, shot: ShotSpec) -> int:
         return self.seed if shot.seed is None else shot.seed

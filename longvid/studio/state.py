@@ -85,11 +85,13 @@ def page_state(renders: Renders, store: ArtifactStore) -> tuple[dict, set[str]]:
 
 
 def _video(output: Path) -> dict:
+    """The video the page plays and renders to; `path` says which file it is, rendered or not."""
     try:
         stat = output.stat()
     except OSError:
-        return {"exists": False}
-    return {"exists": True, "name": output.name, "bytes": stat.st_size, "mtime": stat.st_mtime}
+        return {"exists": False, "name": output.name, "path": str(output.resolve())}
+    return {"exists": True, "name": output.name, "path": str(output.resolve()), "bytes": stat.st_size,
+            "mtime": stat.st_mtime}
 
 
 def _manifest(output: Path) -> dict | None:

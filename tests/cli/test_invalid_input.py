@@ -8,6 +8,14 @@ from longvid.cli import main
 from tests.conftest import run_cli, write
 
 CASES = {
+    "shot id not ascii": (
+        """\
+        shots:
+          - {id: café, prompt: a cat, duration: 2}
+        """,
+        "2:10", "shot id 'café' must be ASCII letters, digits, '_', '.' or '-', starting with a letter or digit (it "
+                "names tasks, files and cache keys) (try 'cafe')",
+    ),
     "unknown key": (
         """\
         shots:

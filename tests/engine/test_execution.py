@@ -62,7 +62,7 @@ def test_editing_one_shot_reruns_only_that_shot_and_status_says_so_first(tmp_pat
     assert rows["keyframe:s05:0"].reasons == (
         "param_changed: prompt 'place number 5' -> 'place number 5 at night'",)
     assert rows["chunk:s05:0"].reasons[-1] == "input_changed: keyframe:s05:0"
-    assert rows["chunk:s05:0"].reasons[0].startswith("param_changed: prompt")
+    assert any(r.startswith("param_changed: prompt") for r in rows["chunk:s05:0"].reasons)
     assert rows["concat"].state == "stale" and rows["concat"].reasons[0].startswith("input_changed: encode:s05:0")
 
     events = []

@@ -145,7 +145,10 @@ def test_fcpxml_and_edl_keep_the_cut_points(rendered, tmp_path):
     assert record_ranges(track) == [(s["id"], *s["frames"]) for s in shots]
 
     result = longvid.export_timeline(video, tmp_path / "cut.edl")
-    assert result["transitions"] == 3 and "soundtrack is not in cut.edl" in result["notes"][0]
+    assert result["transitions"] == 3 and "soundtrack is not in cut.edl; it is in the video" in result["notes"][0]
+    assert result["audio"] is False  # the summary claims no soundtrack the EDL does not hold
+    said = run_cli("export", str(video), "-o", str(tmp_path / "again.edl"))
+    assert said.returncode == 0 and "a soundtrack" not in said.stdout and "soundtrack is not in" in said.stderr
     [track] = read(tmp_path / "cut.edl").video_tracks()
     # CMX 3600 starts a dissolve on its edit: the incoming event begins where the dissolve begins, before the cut
     heads = [SPLITS.get(s["id"], (0, 0))[0] for s in shots] + [0]

@@ -42,7 +42,14 @@ def test_manifest_follows_the_timing_rules(small_storyboard, tmp_path):
         assert all(timing.FrameRule.parse("4k+1").is_legal(c["frames"]) for c in chunks)
         assert all(len(c["cache_key"]) == 64 for c in chunks + shot["keyframes"])
     assert len({s["seed"] for s in shots.values()}) == 1  # no per-shot seed override here
-    assert [k["frame"] for k in shots["hunt"]["keyframes"]] == [3, 44]  # head handle + 0, + last frame of the shot
+    # within the shot: head handle + 0, + last frame of the shot; `frame` is on the output, as the timecode
+    hunt = shots["hunt"]
+    assert [k["shot_frame"] for k in hunt["keyframes"]] == [3, 44]
+    assert [k["frame"] for k in hunt["keyframes"]] == [hunt["rendered"][0] + 3, hunt["rendered"][0] + 44]
+    for k in hunt["keyframes"]:
+        h, m, s, f = map(int, k["timecode"].split(":"))
+        assert ((h * 60 + m) * 60 + s) * manifest["video"]["fps"] + f == k["frame"]
+    assert manifest["backends"]["keyframes"]["backend"] == "preview"
     assert manifest["storyboard_hash"] == longvid.load_storyboard(small_storyboard).content_hash()
     assert manifest["backends"]["video"]["family"] == "preview"
 

@@ -27,7 +27,7 @@ def decode(latents, family: str, path: str, size: tuple[int, int], frames: int):
 
     params = DecodeParams(family=family, latents="chunk:s:0", path=path, width=size[0], height=size[1], frames=frames)
     task = Task("decode:s:0", "decode", "decode", "s", 0, None, (0, frames), "shot-base", path, params, ("chunk:s:0",))
-    return get_stage("decode")(task, Stored({"chunk:s:0": latents}))
+    return get_stage("decode")(task, Stored({"chunk:s:0": latents})).value
 
 
 def calls_to(monkeypatch, cls) -> list[dict]:

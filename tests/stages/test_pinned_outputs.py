@@ -91,6 +91,7 @@ def task_for(case: str, folder: Path, seed: int) -> Task:
 
 def decoded(out, chunk: Task):
     """A chunk's frames: its output, or (a family whose chunks store latents) its latents through the decode stage."""
+    out = getattr(out, "value", out) if not getattr(out, "audio", None) else out  # an Output with facts
     if not isinstance(out, Latents):
         return out
     p = chunk.params

@@ -218,3 +218,37 @@ def test_the_command_renders_with_its_options_in_worker_processes(project):
     assert list((project.cache / "objects").iterdir())
     assert run_cli("status", str(project.storyboard), "--cache", str(project.cache), "--crf", "30",
                    "--preset", "ultrafast").stdout.splitlines()[-1].startswith(f"{len(state['tasks'])} fresh")
+
+
+def test_the_studio_shows_the_file_the_last_render_wrote(project):
+    """Rendered to a file of another name and folder, the storyboard's video is found from the cache's history."""
+    import re
+    import signal
+    import subprocess
+    import sys
+    from types import SimpleNamespace
+
+    output = project.folder / "renders" / "lighthouse-take2.mp4"
+    output.parent.mkdir()
+    done = run_cli("render", str(project.storyboard), "-o", str(output), "--cache", str(project.cache),
+                   "--preset", "ultrafast")
+    assert done.returncode == 0, done.stderr
+    proc = subprocess.Popen([sys.executable, "-m", "longvid", "studio", str(project.storyboard), "--no-browser",
+                             "--port", "0", "--cache", str(project.cache), "--preset", "ultrafast"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        url = re.search(r"http://127\.0\.0\.1:(\d+)/\?token=([\w-]+)", proc.stdout.readline())
+        which = proc.stdout.readline()
+        server = SimpleNamespace(port=int(url.group(1)), token=url.group(2))
+        state = request(server, "GET", "/api/state").json()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=30)
+    assert which.strip() == f"showing {output}: the last render of {project.storyboard} (-o chooses another file)"
+    assert state["video"]["exists"] and state["video"]["path"] == str(output.resolve())
+    assert {t["state"] for t in state["tasks"]} == {"fresh"}  # the render it shows, not every task to do again
+    # the file gone, the studio says where a render from the page would write instead
+    output.unlink()
+    from longvid.rendering import last_output
+
+    assert last_output(project.storyboard, project.cache) is None

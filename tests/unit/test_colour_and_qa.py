@@ -160,3 +160,22 @@ def test_a_stack_of_frames_is_spread_as_its_frames_are_not_as_its_changes_over_t
     # so anchoring such a chunk to a flat keyframe keeps its brightening, and moves its mean
     anchored = anchor_colours(ramp_up, LabStats(stats.mean + [5, 0, 0], stats.std), 1.0)
     assert np.all(np.diff(anchored[:, 0, 0, 0].astype(int)) > 0)
+
+
+def test_without_opencv_the_report_says_why_warp_errors_are_missing(monkeypatch):
+    video, shots = moving(40), layout(40, [(0, 20, 0), (20, 40, 0)])
+    measured = measure(video, shots)
+    assert measured["seams"][0]["warp_error"] is not None
+    assert measured["summary"]["warp_error_not_measured"] is None
+    monkeypatch.setitem(__import__("sys").modules, "cv2", None)  # cv2 cannot be imported, as on a bare install
+    bare = measure(video, shots)
+    assert bare["seams"][0]["warp_error"] is None and bare["seams"][0]["score"] == measured["seams"][0]["score"]
+    assert bare["summary"]["warp_error_not_measured"] == (
+        "OpenCV is not installed: pip install 'longvid[rife]' (or opencv-python-headless)")
+
+
+def test_each_report_says_what_it_measured():
+    shots = layout(40, [(0, 20, 0), (20, 40, 0)])
+    assert measure(moving(40), shots)["summary"]["measured_on"] == "the encoded video, as decoded"
+    assert SeamReport(shots, measured_on="frames").report()["summary"]["measured_on"] == (
+        "the rendered frames, before H.264 encoding")

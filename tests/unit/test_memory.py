@@ -162,11 +162,17 @@ def test_choose_lowers_the_decode_chunk_of_a_chunk_decoding_vae(tiny_root):
     from tests.tiny_models import build
 
     svd = ModelConfigs.from_folder(build("svd", tiny_root))
-    at_8 = estimate(svd, "decode", 1024, 576, 25, "float16")
-    at_2 = estimate(svd, "decode", 1024, 576, 25, "float16", {"decode_chunk_size": 2})
+    # SVD decodes inside its chunk task (its pipeline's decode_chunk_size): the setting is the chunk task's
+    at_8 = estimate(svd, "chunk", 1024, 576, 25, "float16")
+    at_2 = estimate(svd, "chunk", 1024, 576, 25, "float16", {"decode_chunk_size": 2})
     assert at_8.decode > at_2.decode
-    c = choose(svd, "decode", 1024, 576, 25, "float16", int((at_2.peak + at_8.peak) / 2 / 0.9))
-    assert (c.offload, c.decode_chunk_size, c.fits) == ("none", 2, True)
+    # where the decode is the peak, a smaller decode chunk is chosen before any offload
+    budget = int((at_2.decode + at_8.decode) / 2 / 0.9)
+    c = choose(svd, "chunk", 64, 64, 25, "float16", budget)
+    assert c.decode_chunk_size in (None, 2) and (c.decode_chunk_size == 2) == (
+        estimate(svd, "chunk", 64, 64, 25, "float16").peak > 0.9 * budget)
+    # a task that would not pass it on to the pipeline is never given it (plan == run)
+    assert choose(svd, "decode", 1024, 576, 25, "float16", 1).decode_chunk_size is None
 
 
 @pytest.mark.parametrize(("spec", "size"), [("24GiB", 24 * GIB), ("24G", 24 * GIB), ("80GB", 80 * 10**9),

@@ -18,8 +18,8 @@ FOX = ("A fox wakes in a snowy forest. It hunts for mice under the snow; then it
 
 
 def test_beats():
-    assert split_beats(FOX) == ["A fox wakes in a snowy forest", "It hunts for mice under the snow",
-                                "then it naps by a frozen river", "Later a storm rolls in", "the fox runs home"]
+    assert split_beats(FOX) == ["A fox wakes in a snowy forest", "the fox hunts for mice under the snow",
+                                "then the fox naps by a frozen river", "Later a storm rolls in", "the fox runs home"]
 
 
 def test_clauses_split_at_commas_and_conjunctions_where_both_sides_stand_alone():
@@ -27,6 +27,45 @@ def test_clauses_split_at_commas_and_conjunctions_where_both_sides_stand_alone()
               "the girl finds a kite and the wind takes it away, but she runs after it")
     assert split_beats(prompt) == ["a cat and a dog play in the garden", "red, yellow and blue balloons rise over "
                                    "the town", "the girl finds a kite", "the wind takes it away", "she runs after it"]
+
+
+FOX_30 = ("A red fox wakes at dawn in a snowy forest, stretches and trots along a frozen creek. It hunts a mouse "
+          "under the snow and then curls up in a hollow log as the snow falls. Finally the moon rises over the "
+          "quiet trees.")
+
+
+def test_shot_prompts_are_whole_clauses_with_their_subject():
+    prompts = [s.prompt for s in plan_from_prompt(FOX_30, duration=30).shots]
+    assert prompts == ["A red fox wakes at dawn in a snowy forest",
+                       "The red fox stretches and trots along a frozen creek",
+                       "The red fox hunts a mouse under the snow",
+                       "The red fox curls up in a hollow log as the snow falls",
+                       "Finally the moon rises over the quiet trees"]
+    for prompt in prompts:  # no conjunction left hanging at either end
+        words = prompt.lower().split()
+        assert words[0] not in ("and", "then", "but") and words[-1] not in ("and", "then", "but", "or")
+
+
+def test_a_clause_without_a_subject_that_cannot_be_given_one_stays_joined():
+    assert split_beats("running through the rain, laughing and then falling") == [
+        "running through the rain, laughing, then falling"]
+
+
+def test_ids_name_the_clause_the_prompt_shows():
+    for duration in (30, 60):
+        for shot in plan_from_prompt(FOX_30, duration=duration).shots:
+            words = shot.shot_id.split("-")[1:]
+            prompt = shot.prompt.lower().replace(":", "").split()
+            assert words == [w for w in prompt if w not in ("a", "the", "finally", "wide", "medium", "shot")][:3], \
+                shot
+
+
+def test_the_title_and_the_header_are_never_cut_mid_phrase():
+    from longvid.planners.rules import prompt_comment
+
+    spec = plan_from_prompt(FOX_30, duration=30)
+    assert spec.title == "A red fox wakes at dawn"
+    assert "".join(line[2:] + " " for line in prompt_comment(FOX_30).splitlines()).split() == FOX_30.split()
 
 
 def test_repeated_beats_get_framings_as_prefixes():
@@ -46,7 +85,7 @@ def test_plan_is_deterministic_and_valid():
 def test_time_words_become_crossfades_and_then_is_dropped():
     spec = plan_from_prompt(FOX, duration=20)
     prompts = [s.prompt for s in spec.shots]
-    assert prompts[2] == "It naps by a frozen river"
+    assert prompts[2] == "The fox naps by a frozen river"
     fades = [s.shot_id for s in spec.shots if s.transition.type == "crossfade"]
     assert fades == [spec.shots[1].shot_id, spec.shots[2].shot_id]  # into "then it naps" and "Later a storm"
 

@@ -42,7 +42,10 @@ def test_shot_graph_edges():
     kinds = sorted((u, v, d["kind"]) for u, v, d in graph.edges(data=True))
     assert kinds == [
         ("character:keeper", "shot:climb", "appears_in"),
-        ("keyframe:climb:0", "shot:climb", "anchors"),
+        ("keyframe:climb:0", "shot:climb", "anchors"),  # the shot's prompt, at 0 s
+        ("keyframe:climb:1", "shot:climb", "anchors"),  # its keyframe at 6 s
+        ("keyframe:establishing:0", "shot:establishing", "anchors"),
+        ("keyframe:storm:0", "shot:storm", "anchors"),
         ("shot:climb", "shot:storm", "next"),
         ("shot:establishing", "shot:climb", "next"),
     ]
@@ -92,8 +95,8 @@ def test_scene_api_errors_name_the_path():
 def test_render_graph_dependencies_and_windows():
     plan = compile_storyboard(lighthouse_in_python().build())
     graph = plan.graph
-    assert [t.id for t in graph.of_kind("keyframe")] == [
-        "keyframe:climb:0", "keyframe:climb:1", "keyframe:establishing:0", "keyframe:storm:0"]
+    assert [t.id for t in graph.of_kind("keyframe")] == [  # in shot order
+        "keyframe:establishing:0", "keyframe:climb:0", "keyframe:climb:1", "keyframe:storm:0"]
     # chunks of one shot depend only on keyframes, never on each other: they can run in parallel
     for task in graph.of_kind("chunk"):
         assert all(dep.startswith(f"keyframe:{task.shot}:") for dep in task.deps)
@@ -127,3 +130,45 @@ def test_graph_exports():
     tasks = json.loads(plan.graph.to_json())["tasks"]
     assert len(tasks) == len(plan.graph) == 27 and tasks[-1]["id"] == "concat"  # with reference:keeper
     assert tasks[-1]["params"]["segments"] == [t.id for t in plan.graph.of_kind("encode")]
+
+
+def test_one_keyframe_has_one_id_in_every_graph_the_manifest_and_status(tmp_path):
+    board = tmp_path / "s.yaml"
+    board.write_text("fps: 12\nwidth: 64\nheight: 64\nshots:\n  - id: walk\n    prompt: a fox walks\n    duration: 5\n"
+                     "    keyframes: [{at: 4, prompt: the fox sits}, {at: 2, prompt: the fox stops}]\n")
+    spec = longvid.load_storyboard(board)
+    shots = build_shot_graph(spec)
+    by_id = {n: d for n, d in shots.nodes(data=True) if d["type"] == "keyframe"}
+    assert {n: (d["at"], d["implied"]) for n, d in by_id.items()} == {
+        "keyframe:walk:0": (0.0, True), "keyframe:walk:1": (2.0, False), "keyframe:walk:2": (4.0, False)}
+    assert by_id["keyframe:walk:1"]["prompt"] == "the fox stops"
+    plan = compile_storyboard(spec)
+    rendered = {t.id: plan.graph[t.id].params.prompt for t in plan.graph if t.kind == "keyframe"}
+    assert set(rendered) == set(by_id) and rendered["keyframe:walk:1"].startswith("the fox stops")
+    manifest = longvid.render(board, tmp_path / "out.mp4")
+    assert [k["task"] for k in manifest["shots"][0]["keyframes"]] == sorted(by_id)
+    assert {row.task for row in longvid.status(board) if row.task.startswith("keyframe:")} == set(by_id)
+
+
+def test_tasks_are_listed_in_shot_order_and_numbers_count_as_numbers(tmp_path):
+    from longvid.rendering import status as task_status
+    from longvid.storyboard.load import validate_data
+
+    spec = validate_data({"fps": 8, "width": 64, "height": 64, "models": {"video": {"chunk_frames": 9}},
+                          "continuity": {"overlap": 2},
+                          "shots": [{"id": "rain", "prompt": "rain", "duration": 12},
+                                    {"id": "after", "prompt": "sun", "duration": 2}]})
+    rows = [r.task for r in task_status(spec, cache_dir=tmp_path) if r.task.startswith("chunk:")]
+    assert rows == [f"chunk:rain:{i}" for i in range(14)] + ["chunk:after:0", "chunk:after:1"]
+
+
+def test_a_character_or_place_no_shot_shows_gets_no_reference_and_a_note():
+    from longvid.storyboard.load import validate_data
+
+    spec = validate_data({"characters": {"fox": "a red fox", "owl": "a snowy owl"},
+                          "places": {"harbour": "a harbour at dusk"},
+                          "shots": [{"prompt": "{fox} runs", "duration": 2}]})
+    plan = compile_storyboard(spec)
+    assert [t.id for t in plan.graph.of_kind("reference")] == ["reference:fox"]
+    assert "character 'owl', place 'harbour': in no shot's prompt (write `{owl}` in one), so no reference is made " \
+           "for them" in plan.notes

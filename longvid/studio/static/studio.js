@@ -72,6 +72,7 @@ function drawRender(render) {
 function drawVideo(video) {
   const player = $("#video");
   $("#no-video").hidden = video.exists;
+  $("#video-file").textContent = (video.exists ? "Playing " : "A render writes ") + video.path;
   player.hidden = !video.exists;
   const src = video.exists ? `/video?v=${video.mtime}` : "";
   if (player.dataset.src !== src) {
