@@ -384,8 +384,11 @@ def studio(
     cache: CacheOption = None,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes on the CPU for renders from the page.")] = 1,
     devices: Annotated[str | None, typer.Option(help="One worker per device, e.g. cuda:0,cuda:1.")] = None,
-    crf: Annotated[int, typer.Option(min=0, max=51, help="x264 quality of renders from the page.")] = 18,
-    preset: Annotated[Preset, typer.Option(help="x264 speed preset of renders from the page.")] = Preset.medium,
+    crf: Annotated[int | None, typer.Option(min=0, max=51, help="x264 quality of renders from the page (default: "
+                                            "the shown video's, from its manifest; else 18).",
+                                            show_default=False)] = None,
+    preset: Annotated[Preset | None, typer.Option(help="x264 speed preset of renders from the page (default: the "
+                                                  "shown video's; else medium).", show_default=False)] = None,
 ) -> None:
     """Review, edit and re-render STORYBOARD in the browser: shots, thumbnails, task states, live progress."""
     import webbrowser
@@ -404,6 +407,10 @@ def studio(
     else:
         which = f"showing {output}"
     output = check_output(output)
+    # the shown video's encoding settings, so its segments show fresh: they are part of the segments' keys
+    shown = _manifest_video(output)
+    crf = crf if crf is not None else shown.get("crf", 18)
+    preset = preset or Preset(shown.get("preset", Preset.medium.value))
     if host not in ("127.0.0.1", "localhost", "::1"):
         say(f"warning: the studio listens on {host}, not only this machine: anyone who can reach it and has the "
             f"token can edit {storyboard} and start renders", err=True)
@@ -416,6 +423,16 @@ def studio(
     if not no_browser:
         webbrowser.open(server.url)
     server.wait()
+
+
+def _manifest_video(output: Path) -> dict:
+    """The `video` facts of the manifest beside `output` ({} when there is none or it is not readable)."""
+    from longvid.manifest import manifest_path
+
+    try:
+        return json.loads(manifest_path(output).read_text()).get("video") or {}
+    except (OSError, ValueError, AttributeError):
+        return {}
 
 
 class Backend(str, Enum):

@@ -233,8 +233,9 @@ def test_the_studio_shows_the_file_the_last_render_wrote(project):
     done = run_cli("render", str(project.storyboard), "-o", str(output), "--cache", str(project.cache),
                    "--preset", "ultrafast")
     assert done.returncode == 0, done.stderr
+    # no --preset: the studio takes the shown video's encoding settings from its manifest (they key its segments)
     proc = subprocess.Popen([sys.executable, "-m", "longvid", "studio", str(project.storyboard), "--no-browser",
-                             "--port", "0", "--cache", str(project.cache), "--preset", "ultrafast"],
+                             "--port", "0", "--cache", str(project.cache)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     try:
         url = re.search(r"http://127\.0\.0\.1:(\d+)/\?token=([\w-]+)", proc.stdout.readline())
