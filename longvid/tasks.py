@@ -33,15 +33,28 @@ class Params(BaseModel):
 
     def content(self) -> dict[str, Any]:
         """JSON-ready, as stored in cache records (location fields under their ``_`` names)."""
-        content = self.model_dump(mode="json", by_alias=True)
-        for name in self.OMITTED_AT_DEFAULT:
-            if getattr(self, name) == type(self).model_fields[name].default:
-                content.pop(name, None)
-        return content
+        return _without_late_defaults(self, self.model_dump(mode="json", by_alias=True))
 
     def reads(self) -> list[str]:
         """Ids of the tasks whose outputs this task reads."""
         return []
+
+
+def _without_late_defaults(value: Any, dumped: Any) -> Any:
+    """`dumped` (the JSON of `value`) without the `OMITTED_AT_DEFAULT` fields left at their default, at any depth."""
+    if isinstance(value, Params):
+        fields = type(value).model_fields
+        for name, field in fields.items():
+            key = field.alias or name
+            if key not in dumped:
+                continue
+            if name in value.OMITTED_AT_DEFAULT and getattr(value, name) == field.default:
+                del dumped[key]
+            else:
+                dumped[key] = _without_late_defaults(getattr(value, name), dumped[key])
+    elif isinstance(value, list | tuple) and isinstance(dumped, list):
+        return [_without_late_defaults(v, d) for v, d in zip(value, dumped, strict=True)]
+    return dumped
 
 
 # ---------------------------------------------------------------------------------------------------- models
@@ -103,6 +116,8 @@ class Pipeline(Params):
     # Every entity LoRA is loaded with the pipeline (so one pipeline serves every keyframe); which are active is the
     # task's `loras`, part of its key: the full list stays out of keys, or editing one would redo every keyframe.
     entity_loras: list[EntityLora] = Field(default_factory=list, alias="_entity_loras")
+
+    OMITTED_AT_DEFAULT: ClassVar[frozenset[str]] = frozenset({"decode_chunk_size"})
 
 
 # ---------------------------------------------------------------------------------------------------- keyframes

@@ -162,3 +162,15 @@ def test_a_full_disk_is_recognised_through_the_chain_of_causes():
     except RuntimeError as outer:
         assert is_disk_full(outer)
     assert not is_disk_full(RuntimeError("something else"))
+
+
+def test_a_field_added_later_leaves_the_keys_of_tasks_that_do_not_use_it_unchanged():
+    from longvid.tasks import ChunkParams, Pipeline
+
+    plain = Pipeline(_path="m", steps=4, guidance=1.0)
+    assert "decode_chunk_size" not in plain.content()  # left at its default: as the record was before the field
+    assert Pipeline(_path="m", steps=4, guidance=1.0, decode_chunk_size=8).content()["decode_chunk_size"] == 8
+    # nested, at any depth: a chunk's key holds its pipeline's content the same way
+    fields = {"width": 64, "height": 64, "prompt": "p", "fps": 8.0, "start": 0, "frames": 9, "used": 9, "overlap": 0,
+              "pipeline": plain}
+    assert "decode_chunk_size" not in ChunkParams(**fields).content()["pipeline"]
