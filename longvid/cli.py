@@ -394,6 +394,7 @@ def studio(
     import webbrowser
 
     from longvid.execution.pools import resolve_devices
+    from longvid.manifest import manifest_beside
     from longvid.rendering import check_output, last_output
     from longvid.storyboard import load_storyboard
     from longvid.studio import RenderOptions, start
@@ -408,7 +409,7 @@ def studio(
         which = f"showing {output}"
     output = check_output(output)
     # the shown video's encoding settings, so its segments show fresh: they are part of the segments' keys
-    shown = _manifest_video(output)
+    shown = (manifest_beside(output) or {}).get("video") or {}
     crf = crf if crf is not None else shown.get("crf", 18)
     preset = preset or Preset(shown.get("preset", Preset.medium.value))
     if host not in ("127.0.0.1", "localhost", "::1"):
@@ -423,16 +424,6 @@ def studio(
     if not no_browser:
         webbrowser.open(server.url)
     server.wait()
-
-
-def _manifest_video(output: Path) -> dict:
-    """The `video` facts of the manifest beside `output` ({} when there is none or it is not readable)."""
-    from longvid.manifest import manifest_path
-
-    try:
-        return json.loads(manifest_path(output).read_text()).get("video") or {}
-    except (OSError, ValueError, AttributeError):
-        return {}
 
 
 class Backend(str, Enum):

@@ -5,6 +5,7 @@ Its size follows the number of shots, chunks and segments, never the number of f
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from longvid._version import __version__
@@ -145,6 +146,15 @@ def soundtrack(keys: dict[str, str], store: ArtifactStore, run_info) -> dict:
 def _sections(store: ArtifactStore, key: str) -> dict:
     record = store.record(key) or {}
     return {"rate": record.get("rate"), "samples": record.get("samples"), "sections": record.get("sections")}
+
+
+def manifest_beside(video: Path) -> dict | None:
+    """The manifest written beside `video`, or None when there is none or it cannot be read (unchecked: see
+    `export.read_manifest` for the checked one)."""
+    try:
+        return json.loads(manifest_path(video).read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def keyframe_frame(shot: dict, keyframe: dict) -> int:

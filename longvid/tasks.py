@@ -12,7 +12,6 @@ tasks whose outputs a task reads; the check matches them against the task's depe
 from __future__ import annotations
 
 import bisect
-import functools
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Literal
 
@@ -343,14 +342,10 @@ class ShotFrames(Params):
     def reads(self) -> list[str]:
         return self.reads_range(0, self.windows[-1][0] + self.windows[-1][2])
 
-    @functools.cached_property
-    def _kept_ends(self) -> list[int]:
-        return [first + used for first, _, used, _ in self.windows]
-
     def _over(self, start: int, stop: int) -> range:
         """The chunks whose kept frames meet ``[start, stop)``: a run of them, found by bisection (windows are in
         order, their starts and ends rising), so a long shot's segments cost what they show, not the shot."""
-        lo = bisect.bisect_right(self._kept_ends, start)
+        lo = bisect.bisect_right(self.windows, start, key=lambda w: w[0] + w[2])  # the first kept past `start`
         hi = lo
         while hi < len(self.windows) and self.windows[hi][0] < stop:
             hi += 1
@@ -369,9 +364,8 @@ class ShotFrames(Params):
         if self.colour_anchor:
             needed = {kf for i in run for kf in self.colour_keyframes(i)}
             keyframes = [kf for kf in self.keyframes if kf in needed]
-        # built anew, not `model_copy`: a copy would carry this one's cached `_kept_ends`
-        return type(self)(**{**dict(self), "chunks": self.chunks[run.start:run.stop],
-                             "windows": self.windows[run.start:run.stop], "keyframes": keyframes})
+        return self.model_copy(update={"chunks": self.chunks[run.start:run.stop],
+                                       "windows": self.windows[run.start:run.stop], "keyframes": keyframes})
 
     def reads_range(self, start: int, stop: int) -> list[str]:
         """The tasks that frames ``[start, stop)`` of the shot need: the chunks over them (aligned: and those

@@ -341,7 +341,7 @@ class _Keyframes:
     ids: list[str] = field(default_factory=list)
     times: list[float] = field(default_factory=list)
     frames: list[int] = field(default_factory=list)
-    cards: list[tuple[str, int] | None] = field(default_factory=list)  # the preview's: prompt, references
+    cards: list[dict] = field(default_factory=list)  # the preview's: what each card shows (none: a user's image)
 
 
 def plan_shot(spec: StoryboardSpec, models: ModelPlan, index: int, shot: ShotSpec, span: timing.ShotTiming,
@@ -437,7 +437,7 @@ def keyframe_tasks(spec: StoryboardSpec, models: ModelPlan, shot: ShotSpec, span
         keys.ids.append(task_id)
         keys.times.append(kf.at)
         keys.frames.append(span.head + frame)
-        keys.cards.append((params.prompt, len(params.references)) if drawn else None)
+        keys.cards.append({"card": params.prompt, "references": len(params.references)} if drawn else {})
     return keys
 
 
@@ -496,8 +496,7 @@ def chunk_tasks(spec: StoryboardSpec, models: ModelPlan, index: int, shot: ShotS
                 width=models.size[0], height=models.size[1], prompt=prompt, camera=shot.camera,
                 duration=shot.duration,
                 fps=spec.fps, t0=t0, dt=dt, start=w.start, frames=w.frames, used=w.used, overlap=w.overlap,
-                keyframes=[TimedKeyframe(task=keys.ids[i], at=keys.times[i], card=(keys.cards[i] or (None, 0))[0],
-                                         references=(keys.cards[i] or (None, 0))[1]) for i in range(lo, hi)],
+                keyframes=[TimedKeyframe(task=keys.ids[i], at=keys.times[i], **keys.cards[i]) for i in range(lo, hi)],
                 label=PreviewLabel(shot=sid, first_output_frame=span.render_start, factor=models.factor))
             tasks.append(Task(f"chunk:{sid}:{w.index}", "chunk", "preview.chunk", sid, w.index, chunk_seed(w.index),
                               (w.start, w.end), "shot-base", None, params, tuple(keys.ids[lo:hi]),

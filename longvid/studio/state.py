@@ -7,13 +7,12 @@ the CLI would not.
 
 from __future__ import annotations
 
-import json
 import typing
 from pathlib import Path
 
 from longvid.cache import ArtifactStore
 from longvid.errors import StoryboardError
-from longvid.manifest import manifest_path
+from longvid.manifest import manifest_beside
 from longvid.planners.compile import Output
 from longvid.rendering import plan_status, project_id
 from longvid.storyboard.schema import Camera
@@ -26,7 +25,7 @@ def page_state(renders: Renders, store: ArtifactStore) -> tuple[dict, set[str]]:
     text, version = file.read()
     out: dict = {"file": file.path.name, "version": version, "render": renders.status(), "problems": [],
                  "video": _video(options.output)}
-    manifest = _manifest(options.output)
+    manifest = manifest_beside(options.output)
     try:
         spec = file.spec(text)  # the text the version was taken from: the page's version and shots agree
     except StoryboardError as exc:  # edited elsewhere into something invalid: say so, show nothing stale
@@ -92,13 +91,6 @@ def _video(output: Path) -> dict:
         return {"exists": False, "name": output.name, "path": str(output.resolve())}
     return {"exists": True, "name": output.name, "path": str(output.resolve()), "bytes": stat.st_size,
             "mtime": stat.st_mtime}
-
-
-def _manifest(output: Path) -> dict | None:
-    try:
-        return json.loads(manifest_path(output).read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
 
 
 def _facts(shot: dict) -> dict:
